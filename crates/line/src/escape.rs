@@ -1,0 +1,105 @@
+//! Metric-name and tag-key escaping, exactly as statsd_exporter's `EscapeMetricName`.
+
+use std::borrow::Cow;
+
+/// Is `c` allowed unescaped in a Prometheus metric or label name (`[A-Za-z0-9_]`)?
+#[inline]
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Escapes a StatsD name (or tag key) into a valid Prometheus name.
+///
+/// Rules (statsd_exporter's, so existing dashboards keep their series names):
+/// - every character outside `[A-Za-z0-9_]` becomes one `_` (a multi-byte character too);
+/// - a run of `-` becomes a single `_` (`web--server` → `web_server`);
+/// - a leading digit gets a `_` prefix (`5xx` → `_5xx`);
+/// - the empty string stays empty.
+///
+/// Borrows when nothing needs escaping, which is the common case for tag keys.
+///
+/// ```
+/// use statsd_line::escape_name;
+/// assert_eq!(escape_name("web.api-server.total"), "web_api_server_total");
+/// assert_eq!(escape_name("with---multiple-dashes"), "with_multiple_dashes");
+/// assert_eq!(escape_name("0starts"), "_0starts");
+/// assert!(matches!(escape_name("clean_name"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn escape_name(name: &str) -> Cow<'_, str> {
+    let leading_digit = name.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    let first_bad = name.find(|c: char| !is_name_char(c));
+    if !leading_digit && first_bad.is_none() {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 1);
+    if leading_digit {
+        out.push('_');
+    }
+    let mut prev_dash = false;
+    for c in name.chars() {
+        if is_name_char(c) {
+            out.push(c);
+            prev_dash = false;
+        } else if c == '-' && prev_dash {
+            // Second and later dashes of a run fold into the `_` already written.
+        } else {
+            out.push('_');
+            prev_dash = c == '-';
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Is `name` a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! escapes {
+        ($($name:ident: $input:expr => $want:expr,)*) => {$(
+            #[test]
+            fn $name() {
+                assert_eq!(escape_name($input), $want, "escaping {:?}", $input);
+            }
+        )*};
+    }
+
+    escapes! {
+        clean_name_is_kept: "clean" => "clean",
+        leading_digit_gets_underscore: "0starts_with_digit" => "_0starts_with_digit",
+        underscore_is_kept: "with_underscore" => "with_underscore",
+        double_dash_folds: "with--doubledash" => "with_doubledash",
+        dash_runs_fold: "with---multiple-dashes" => "with_multiple_dashes",
+        dot_becomes_underscore: "with.dot" => "with_dot",
+        emoji_is_one_underscore: "with😱emoji" => "with_emoji",
+        each_symbol_is_one_underscore: "with.*.multiple" => "with___multiple",
+        mastodon_style_name: "test.web-server.foo.bar" => "test_web_server_foo_bar",
+        empty_stays_empty: "" => "",
+        question_mark: "cache.exist?.duration" => "cache_exist__duration",
+        dot_then_dash_is_not_a_run: ".-" => "__",
+        dash_after_dot_run: "a-.-b" => "a___b",
+    }
+
+    #[test]
+    fn clean_names_borrow() {
+        assert!(matches!(escape_name("abc_DEF_123"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn metric_name_validity() {
+        assert!(is_valid_metric_name("a:b_c9"));
+        assert!(is_valid_metric_name("_x"));
+        assert!(!is_valid_metric_name(""));
+        assert!(!is_valid_metric_name("9a"));
+        assert!(!is_valid_metric_name("a.b"));
+    }
+}
