@@ -1,1 +1,321 @@
-//! wip
+//! Writing the Prometheus text exposition format, version 0.0.4.
+//!
+//! This crate owns the byte-level format: family headers (`# HELP`, `# TYPE`), label-set rendering with
+//! value escaping, sample lines, and number formatting identical to Go's client library (`1e+06`,
+//! `+Inf`, `NaN`), so our output diffs cleanly against statsd_exporter's. It holds no state and knows
+//! nothing about series storage; the store renders each series' label set once with
+//! [`render_label_set`] and reuses it at every scrape through [`write_sample`].
+//!
+//! ```
+//! use statsd_exposition::{MetricType, render_label_set, write_header, write_sample};
+//!
+//! let labels = render_label_set([("env", "prod"), ("path", "/a\"b")]);
+//! let mut out = String::new();
+//! write_header(&mut out, "http_seconds", "Request time.", MetricType::Summary);
+//! write_sample(&mut out, "http_seconds", "_sum", &labels, None, 0.25);
+//! write_sample(&mut out, "http_seconds", "", &labels, Some(("quantile", "0.5")), 1e6);
+//! assert_eq!(out, "# HELP http_seconds Request time.\n# TYPE http_seconds summary\n\
+//!     http_seconds_sum{env=\"prod\",path=\"/a\\\"b\"} 0.25\n\
+//!     http_seconds{env=\"prod\",path=\"/a\\\"b\",quantile=\"0.5\"} 1e+06\n");
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+
+/// The `Content-Type` of a text-format scrape response.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The type of a metric family, as written on its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// A monotonically increasing value.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Quantiles over a sliding window, plus `_sum` and `_count`.
+    Summary,
+    /// Cumulative `_bucket{le}` counts, plus `_sum` and `_count`.
+    Histogram,
+}
+
+impl MetricType {
+    /// The keyword on the `# TYPE` line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Summary => "summary",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// Writes `# HELP name help` and `# TYPE name type`, escaping the help text (`\` and newline).
+pub fn write_header(out: &mut String, name: &str, help: &str, kind: MetricType) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind.as_str());
+    out.push('\n');
+}
+
+/// Appends `value` escaped for a label value: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Renders a label set as the text between the braces: `k="v",k2="v2"` (empty for no labels).
+/// Pairs are written in the order given; callers pass them sorted by name.
+pub fn render_label_set<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(&mut out, v);
+        out.push('"');
+    }
+    out
+}
+
+/// Writes one sample line: `name` + `suffix`, the pre-rendered `labels` plus an optional extra label
+/// (`quantile`, `le`) appended last, and the value.
+pub fn write_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    extra: Option<(&str, &str)>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() || extra.is_some() {
+        out.push('{');
+        out.push_str(labels);
+        if let Some((k, v)) = extra {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label_value(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    write_value(out, value);
+    out.push('\n');
+}
+
+/// A fixed buffer for one `{:e}` rendering of an f64 (at most 24 bytes: `-2.2250738585072014e-308`).
+struct Scratch {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for Scratch {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Appends `v` exactly as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does, which is what Prometheus
+/// client libraries write: the shortest digits that round-trip, in `%e` form when the decimal exponent
+/// is below -4 or at least 6 (`1e+06`, `1.5e-05`), else plain (`123456`, `0.0001`); `+Inf`, `-Inf`, `NaN`.
+pub fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    let mut s = Scratch {
+        buf: [0; 32],
+        len: 0,
+    };
+    // Rust's `{:e}` gives the shortest round-tripping digits: `-1.2345e-7`, `1e6`.
+    if write!(s, "{v:e}").is_err() {
+        // Unreachable for finite f64 (24 bytes at most), but never panic while rendering.
+        let _ = write!(out, "{v}");
+        return;
+    }
+    let text = std::str::from_utf8(&s.buf[..s.len]).unwrap_or("0e0");
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
+    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (int_digit, frac_digits) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if negative {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        out.push_str(int_digit);
+        if !frac_digits.is_empty() {
+            out.push('.');
+            out.push_str(frac_digits);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let _ = write!(out, "{:02}", exp.unsigned_abs());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(int_digit);
+        out.push_str(frac_digits);
+    } else {
+        // 0 ≤ exp < 6: the first exp+1 digits are the integer part.
+        let digits_before = exp as usize + 1;
+        out.push_str(int_digit);
+        let (int_rest, frac) = if frac_digits.len() >= digits_before - 1 {
+            frac_digits.split_at(digits_before - 1)
+        } else {
+            (frac_digits, "")
+        };
+        out.push_str(int_rest);
+        for _ in int_rest.len()..digits_before - 1 {
+            out.push('0');
+        }
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+    }
+}
+
+/// Does an `Accept-Encoding` header value allow gzip (`gzip` listed with a non-zero q-value)?
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        if !coding.eq_ignore_ascii_case("gzip") && coding != "*" {
+            return false;
+        }
+        parts.all(|p| {
+            let p = p.trim();
+            match p.strip_prefix("q=") {
+                Some(q) => q.trim().parse::<f32>().map(|q| q > 0.0).unwrap_or(false),
+                None => true,
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(v: f64) -> String {
+        let mut s = String::new();
+        write_value(&mut s, v);
+        s
+    }
+
+    macro_rules! values {
+        ($($name:ident: $v:expr => $want:expr,)*) => {$(
+            #[test]
+            fn $name() {
+                assert_eq!(fmt($v), $want);
+            }
+        )*};
+    }
+
+    // Expected strings are what Go's strconv.FormatFloat(v, 'g', -1, 64) prints.
+    values! {
+        integer: 2.0 => "2",
+        fraction: 0.25 => "0.25",
+        negative: -1.5 => "-1.5",
+        hundred: 100.0 => "100",
+        six_digits_plain: 123456.0 => "123456",
+        million_is_exponent: 1e6 => "1e+06",
+        seven_digits_exponent: 1234567.0 => "1.234567e+06",
+        ten_thousandth_plain: 0.0001 => "0.0001",
+        hundred_thousandth_exponent: 0.00001 => "1e-05",
+        tiny: 4e-8 => "4e-08",
+        small_with_digits: 1.5e-5 => "1.5e-05",
+        huge: 1e100 => "1e+100",
+        shortest_round_trip: 0.1 + 0.2 => "0.30000000000000004",
+        fraction_above_one: 12.5 => "12.5",
+        large_fraction: 99999.5 => "99999.5",
+        zero: 0.0 => "0",
+        negative_zero: -0.0 => "-0",
+        nan: f64::NAN => "NaN",
+        pos_inf: f64::INFINITY => "+Inf",
+        neg_inf: f64::NEG_INFINITY => "-Inf",
+        max: f64::MAX => "1.7976931348623157e+308",
+        min_positive: 5e-324 => "5e-324",
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = String::new();
+        escape_label_value(&mut s, "a\\b\"c\nd");
+        assert_eq!(s, "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn help_is_escaped() {
+        let mut s = String::new();
+        write_header(&mut s, "m", "line1\nback\\slash \"q\"", MetricType::Counter);
+        assert_eq!(
+            s,
+            "# HELP m line1\\nback\\\\slash \"q\"\n# TYPE m counter\n"
+        );
+    }
+
+    #[test]
+    fn sample_without_labels_has_no_braces() {
+        let mut s = String::new();
+        write_sample(&mut s, "foo", "", "", None, 2.0);
+        write_sample(&mut s, "foo", "_count", "", Some(("quantile", "0.9")), 1.0);
+        assert_eq!(s, "foo 2\nfoo_count{quantile=\"0.9\"} 1\n");
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=1.0, *;q=0.5"));
+        assert!(accepts_gzip("GZIP"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
+    }
+}

@@ -27,7 +27,11 @@ fn render_sample(s: &Sample<'_>) -> String {
         out += " bad_rate";
     }
     if !s.tags.is_empty() {
-        let tags: Vec<String> = s.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
+        let tags: Vec<String> = s
+            .tags
+            .iter()
+            .map(|t| format!("{}={}", t.key, t.value))
+            .collect();
         out += &format!(" {{{}}}", tags.join(","));
     }
     if s.tag_errors > 0 {
@@ -54,7 +58,11 @@ fn render(parser: Parser, input: &[u8]) -> Vec<String> {
     match parser.parse(input) {
         Ok(line) => render_line(&line),
         Err(e) => {
-            assert!(e.span.end <= input.len(), "span {:?} outside the line", e.span);
+            assert!(
+                e.span.end <= input.len(),
+                "span {:?} outside the line",
+                e.span
+            );
             vec![format!("!{}", e.reason)]
         }
     }
@@ -223,7 +231,11 @@ fn lines_split_on_newline_strip_cr_and_skip_empty() {
     let got: Vec<&[u8]> = statsd_line::lines(packet).collect();
     assert_eq!(
         got,
-        [&b"foo:2|c"[..], &b"bar:250|ms|#env:prod"[..], &b"baz:1|g"[..]]
+        [
+            &b"foo:2|c"[..],
+            &b"bar:250|ms|#env:prod"[..],
+            &b"baz:1|g"[..]
+        ]
     );
 }
 
@@ -231,7 +243,11 @@ fn lines_split_on_newline_strip_cr_and_skip_empty() {
 fn error_span_points_at_the_offending_text() {
     let line = b"foo:1|c|@0.5|zz";
     let parsed = Parser::default().parse(line).expect("line-level valid");
-    let err = parsed.samples().next().expect("one sample").expect_err("zz is unknown");
+    let err = parsed
+        .samples()
+        .next()
+        .expect("one sample")
+        .expect_err("zz is unknown");
     assert_eq!(&line[err.span.clone()], b"zz");
     assert_eq!(err.to_string(), "invalid_sample_factor at bytes 13..15");
 }
