@@ -27,12 +27,18 @@ fn is_name_char(c: char) -> bool {
 /// ```
 pub fn escape_name(name: &str) -> Cow<'_, str> {
     let leading_digit = name.as_bytes().first().is_some_and(u8::is_ascii_digit);
-    let first_bad = name.find(|c: char| !is_name_char(c));
-    if !leading_digit && first_bad.is_none() {
+    if !leading_digit && name.chars().all(is_name_char) {
         return Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 1);
-    if leading_digit {
+    escape_name_into(name, &mut out);
+    Cow::Owned(out)
+}
+
+/// [`escape_name`] into a caller's buffer (cleared first), so a receive loop can reuse one allocation.
+pub fn escape_name_into(name: &str, out: &mut String) {
+    out.clear();
+    if name.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
     }
     let mut prev_dash = false;
@@ -47,7 +53,6 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
             prev_dash = c == '-';
         }
     }
-    Cow::Owned(out)
 }
 
 /// Is `name` a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
@@ -87,6 +92,15 @@ mod tests {
         question_mark: "cache.exist?.duration" => "cache_exist__duration",
         dot_then_dash_is_not_a_run: ".-" => "__",
         dash_after_dot_run: "a-.-b" => "a___b",
+    }
+
+    #[test]
+    fn escape_into_reuses_and_clears_the_buffer() {
+        let mut buf = String::from("stale");
+        escape_name_into("a.b-c", &mut buf);
+        assert_eq!(buf, "a_b_c");
+        escape_name_into("9", &mut buf);
+        assert_eq!(buf, "_9");
     }
 
     #[test]

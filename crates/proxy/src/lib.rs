@@ -1,1 +1,25 @@
-//! wip
+//! The statsd-proxy application: command line, listeners, HTTP endpoint and self-metrics.
+//!
+//! This crate wires the pure crates together and owns everything that does I/O. It holds no parsing,
+//! mapping or aggregation logic of its own: lines go to `statsd-line`, series to `statsd-store`, text to
+//! `statsd-exposition`.
+//!
+//! Main items: [`cli::Cli`] (statsd_exporter's flags) → [`app::Config`] → [`app::start`] (bind, spawn,
+//! return a [`app::Running`] handle with the bound addresses) or [`app::run`] (start, wait for
+//! SIGINT/SIGTERM, stop).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), statsd_proxy::app::StartError> {
+//! let running = statsd_proxy::app::start(statsd_proxy::app::Config::loopback()).await?;
+//! println!("scrape http://{}/metrics", running.http_addr);
+//! running.shutdown(std::time::Duration::from_secs(1)).await;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod http;
+pub mod ingest;
+pub mod telemetry;

@@ -1,0 +1,163 @@
+//! The command line, with statsd_exporter's flag names and defaults so existing units keep starting.
+
+use clap::{ArgAction, Parser};
+use statsd_line::Dialects;
+
+use crate::app::Config;
+
+/// Default StatsD UDP and TCP listen address (every interface, IPv4 and IPv6).
+pub const DEFAULT_STATSD_ADDRESS: &str = ":9125";
+/// Default web listen address.
+pub const DEFAULT_WEB_ADDRESS: &str = ":9102";
+/// Default longest TCP line, in bytes.
+pub const DEFAULT_TCP_MAX_LINE: usize = 4096;
+
+/// StatsD to Prometheus translating proxy: a drop-in replacement for prometheus/statsd_exporter.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "statsd-proxy", version, about, long_about = None)]
+pub struct Cli {
+    /// The UDP address on which to receive StatsD metric lines ("" disables it; ":9125" means every
+    /// interface, IPv4 and IPv6).
+    #[arg(long = "statsd.listen-udp", value_name = "ADDR", default_value = DEFAULT_STATSD_ADDRESS)]
+    pub listen_udp: String,
+
+    /// The TCP address on which to receive StatsD metric lines ("" disables it).
+    #[arg(long = "statsd.listen-tcp", value_name = "ADDR", default_value = DEFAULT_STATSD_ADDRESS)]
+    pub listen_tcp: String,
+
+    /// Address on which to expose metrics and the web interface.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_WEB_ADDRESS)]
+    pub web_listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// Longest TCP line in bytes; longer lines are skipped and counted
+    /// (statsd_exporter_tcp_too_long_lines_total).
+    #[arg(long = "statsd.tcp-max-line-length", value_name = "BYTES", default_value_t = DEFAULT_TCP_MAX_LINE)]
+    pub tcp_max_line: usize,
+
+    /// Parse DogStatsD style tags (`|#k:v`). On by default.
+    #[arg(long = "statsd.parse-dogstatsd-tags", action = ArgAction::SetTrue, overrides_with = "no_dogstatsd")]
+    pub dogstatsd: bool,
+    /// Do not parse DogStatsD style tags.
+    #[arg(long = "no-statsd.parse-dogstatsd-tags", action = ArgAction::SetTrue, overrides_with = "dogstatsd")]
+    pub no_dogstatsd: bool,
+
+    /// Parse InfluxDB style tags (`name,k=v`). On by default.
+    #[arg(long = "statsd.parse-influxdb-tags", action = ArgAction::SetTrue, overrides_with = "no_influxdb")]
+    pub influxdb: bool,
+    /// Do not parse InfluxDB style tags.
+    #[arg(long = "no-statsd.parse-influxdb-tags", action = ArgAction::SetTrue, overrides_with = "influxdb")]
+    pub no_influxdb: bool,
+
+    /// Parse Librato style tags (`name#k=v`). On by default.
+    #[arg(long = "statsd.parse-librato-tags", action = ArgAction::SetTrue, overrides_with = "no_librato")]
+    pub librato: bool,
+    /// Do not parse Librato style tags.
+    #[arg(long = "no-statsd.parse-librato-tags", action = ArgAction::SetTrue, overrides_with = "librato")]
+    pub no_librato: bool,
+
+    /// Parse SignalFX style tags (`name[k=v]`). On by default.
+    #[arg(long = "statsd.parse-signalfx-tags", action = ArgAction::SetTrue, overrides_with = "no_signalfx")]
+    pub signalfx: bool,
+    /// Do not parse SignalFX style tags.
+    #[arg(long = "no-statsd.parse-signalfx-tags", action = ArgAction::SetTrue, overrides_with = "signalfx")]
+    pub no_signalfx: bool,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
+          value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+
+    /// Output format of log messages: logfmt or json.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt",
+          value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+}
+
+impl Cli {
+    /// The tag dialects the flags leave on (each `--no-…` flag turns one off; the last flag given wins).
+    pub fn dialects(&self) -> Dialects {
+        Dialects {
+            dogstatsd: !self.no_dogstatsd,
+            influxdb: !self.no_influxdb,
+            librato: !self.no_librato,
+            signalfx: !self.no_signalfx,
+        }
+    }
+
+    /// The application configuration these flags describe.
+    pub fn config(&self) -> Config {
+        let optional = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Config {
+            listen_udp: optional(&self.listen_udp),
+            listen_tcp: optional(&self.listen_tcp),
+            web_listen_address: self.web_listen_address.clone(),
+            telemetry_path: self.telemetry_path.clone(),
+            dialects: self.dialects(),
+            tcp_max_line: self.tcp_max_line,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("statsd-proxy").chain(args.iter().copied()))
+            .expect("valid flags")
+    }
+
+    #[test]
+    fn defaults_match_statsd_exporter() {
+        let c = parse(&[]).config();
+        assert_eq!(c.listen_udp.as_deref(), Some(":9125"));
+        assert_eq!(c.listen_tcp.as_deref(), Some(":9125"));
+        assert_eq!(c.web_listen_address, ":9102");
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert_eq!(c.dialects, Dialects::default());
+    }
+
+    #[test]
+    fn empty_address_disables_a_listener() {
+        let c = parse(&["--statsd.listen-tcp="]).config();
+        assert_eq!(c.listen_tcp, None);
+    }
+
+    #[test]
+    fn negated_dialect_flags_and_last_one_wins() {
+        let d = parse(&[
+            "--no-statsd.parse-influxdb-tags",
+            "--no-statsd.parse-signalfx-tags",
+        ])
+        .dialects();
+        assert_eq!(
+            (d.dogstatsd, d.influxdb, d.librato, d.signalfx),
+            (true, false, true, false)
+        );
+        let d = parse(&[
+            "--no-statsd.parse-librato-tags",
+            "--statsd.parse-librato-tags",
+        ])
+        .dialects();
+        assert!(d.librato);
+        let d = parse(&[
+            "--statsd.parse-dogstatsd-tags",
+            "--no-statsd.parse-dogstatsd-tags",
+        ])
+        .dialects();
+        assert!(!d.dogstatsd);
+    }
+
+    #[test]
+    fn unknown_log_level_is_refused() {
+        assert!(Cli::try_parse_from(["statsd-proxy", "--log.level=verbose"]).is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Our own metrics, with statsd_exporter's names so existing dashboards and alerts keep working.
+//!
+//! Hot-path counts are first summed in a per-packet [`Tally`] and added to the shared counters once per
+//! packet (or TCP read), so receive workers do not fight over the same cache lines for every line.
+
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use statsd_line::Reason;
+use statsd_store::{Kind, Refusal};
+
+/// The `reason` label of `statsd_exporter_events_error_total` for each store refusal other than a
+/// type conflict (which has its own counter).
+pub fn refusal_reason(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::NegativeCounter => "illegal_negative_counter",
+        Refusal::EmptyName => "empty_metric_name",
+        Refusal::ReservedLabel => "reserved_label_name",
+        Refusal::TypeConflict { .. } => "conflicting_type",
+    }
+}
+
+const KINDS: [Kind; 3] = [Kind::Counter, Kind::Gauge, Kind::Summary];
+
+/// The self-metrics registry and handles to each counter.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// Everything registered here is appended to every scrape.
+    pub registry: Registry,
+    lines: IntCounter,
+    samples: IntCounter,
+    sample_errors: [IntCounter; Reason::ALL.len()],
+    tags: IntCounter,
+    tag_errors: IntCounter,
+    /// `statsd_exporter_udp_packets_total`.
+    pub udp_packets: IntCounter,
+    /// `statsd_exporter_tcp_connections_total`.
+    pub tcp_connections: IntCounter,
+    /// `statsd_exporter_tcp_connection_errors_total`.
+    pub tcp_connection_errors: IntCounter,
+    /// `statsd_exporter_tcp_too_long_lines_total`.
+    pub tcp_too_long_lines: IntCounter,
+    events: [IntCounter; 3],
+    events_error: IntCounterVec,
+    events_conflict: IntCounterVec,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric name and help are valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("each self-metric is registered once");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .expect("static metric name, help and labels are valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("each self-metric is registered once");
+    c
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Registers every self-metric in a fresh registry, with every known label value at zero.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let sample_errors_vec = counter_vec(
+            &r,
+            "statsd_exporter_sample_errors_total",
+            "The total number of errors parsing StatsD samples.",
+            &["reason"],
+        );
+        let sample_errors =
+            Reason::ALL.map(|reason| sample_errors_vec.with_label_values(&[reason.as_str()]));
+        let events_vec = counter_vec(
+            &r,
+            "statsd_exporter_events_total",
+            "The total number of StatsD events seen.",
+            &["type"],
+        );
+        let events = KINDS.map(|k| events_vec.with_label_values(&[k.event_type()]));
+        let events_error = counter_vec(
+            &r,
+            "statsd_exporter_events_error_total",
+            "The total number of StatsD events discarded due to errors.",
+            &["reason"],
+        );
+        for reason in [
+            "illegal_negative_counter",
+            "empty_metric_name",
+            "reserved_label_name",
+        ] {
+            events_error.with_label_values(&[reason]);
+        }
+        Self {
+            lines: counter(
+                &r,
+                "statsd_exporter_lines_total",
+                "The total number of StatsD lines received.",
+            ),
+            samples: counter(
+                &r,
+                "statsd_exporter_samples_total",
+                "The total number of StatsD samples received.",
+            ),
+            sample_errors,
+            tags: counter(
+                &r,
+                "statsd_exporter_tags_total",
+                "The total number of DogStatsD tags processed.",
+            ),
+            tag_errors: counter(
+                &r,
+                "statsd_exporter_tag_errors_total",
+                "The number of errors parsing DogStatsD tags.",
+            ),
+            udp_packets: counter(
+                &r,
+                "statsd_exporter_udp_packets_total",
+                "The total number of StatsD packets received over UDP.",
+            ),
+            tcp_connections: counter(
+                &r,
+                "statsd_exporter_tcp_connections_total",
+                "The total number of TCP connections handled.",
+            ),
+            tcp_connection_errors: counter(
+                &r,
+                "statsd_exporter_tcp_connection_errors_total",
+                "The number of errors encountered reading from TCP.",
+            ),
+            tcp_too_long_lines: counter(
+                &r,
+                "statsd_exporter_tcp_too_long_lines_total",
+                "The number of lines discarded due to being too long.",
+            ),
+            events,
+            events_error,
+            events_conflict: counter_vec(
+                &r,
+                "statsd_exporter_events_conflict_total",
+                "The total number of StatsD events with conflicting names.",
+                &["type", "metric_name"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// Adds a tally to the shared counters.
+    pub fn flush(&self, t: &mut Tally) {
+        if t.lines == 0 {
+            return;
+        }
+        self.lines.inc_by(t.lines);
+        self.samples.inc_by(t.samples);
+        self.tags.inc_by(t.tags);
+        self.tag_errors.inc_by(t.tag_errors);
+        for (counter, n) in self.sample_errors.iter().zip(t.sample_errors) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        for (counter, n) in self.events.iter().zip(t.events) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        *t = Tally::default();
+    }
+
+    /// Counts a refused event. Refusals are rare, so they go straight to the shared counters.
+    pub fn refused(&self, refusal: Refusal, kind: Kind, metric_name: &str) {
+        match refusal {
+            Refusal::TypeConflict { .. } => self
+                .events_conflict
+                .with_label_values(&[kind.event_type(), metric_name])
+                .inc(),
+            other => self
+                .events_error
+                .with_label_values(&[refusal_reason(other)])
+                .inc(),
+        }
+    }
+}
+
+/// Counts gathered while handling one packet, added to [`Telemetry`] in one go.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Non-empty lines.
+    pub lines: u64,
+    /// Samples (a line may carry several).
+    pub samples: u64,
+    /// Errors by [`Reason`], indexed like `Reason::ALL`.
+    pub sample_errors: [u64; Reason::ALL.len()],
+    /// Samples that carried tags.
+    pub tags: u64,
+    /// Malformed tags.
+    pub tag_errors: u64,
+    /// Events stored, by kind (counter, gauge, observer).
+    pub events: [u64; 3],
+}
+
+impl Tally {
+    /// Counts one sample error.
+    pub fn error(&mut self, reason: Reason) {
+        let i = Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("Reason::ALL lists every reason");
+        self.sample_errors[i] += 1;
+    }
+
+    /// Counts `n` stored events of `kind`.
+    pub fn events(&mut self, kind: Kind, n: u64) {
+        let i = KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .expect("KINDS lists every kind");
+        self.events[i] += n;
+    }
+}

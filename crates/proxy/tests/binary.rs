@@ -1,0 +1,121 @@
+//! The real `statsd-proxy` binary, started as an admin would, on ephemeral loopback ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{WAIT_LIMIT, wait_for_lines};
+
+struct Proxy {
+    child: Child,
+    udp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the JSON log until the UDP and HTTP listeners report their addresses.
+fn spawn(extra: &[&str]) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .args([
+            "--statsd.listen-udp=127.0.0.1:0",
+            "--statsd.listen-tcp=127.0.0.1:0",
+            "--web.listen-address=127.0.0.1:0",
+            "--log.format=json",
+        ])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the statsd-proxy binary");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut udp, mut http) = (None, None);
+    while udp.is_none() || http.is_none() {
+        let line = rx
+            .recv_timeout(WAIT_LIMIT)
+            .expect("the proxy logs its listen addresses");
+        let address = line
+            .split("\"address\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        if line.contains("StatsD on UDP") {
+            udp = address;
+        } else if line.contains("metrics over HTTP") {
+            http = address;
+        }
+    }
+    Proxy {
+        child,
+        udp: udp.unwrap(),
+        http: http.unwrap(),
+    }
+}
+
+/// The acceptance scenario: `foo:2|c\nbar:250|ms|#env:prod` in one datagram.
+#[test]
+fn binary_serves_the_acceptance_datagram() {
+    let proxy = spawn(&[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(b"foo:2|c\nbar:250|ms|#env:prod", proxy.udp)
+        .unwrap();
+    let m = wait_for_lines(proxy.http, 2.0);
+    assert_eq!(m.get("foo"), Some(&2.0));
+    assert_eq!(m.get("bar_sum{env=\"prod\"}"), Some(&0.25));
+    assert_eq!(m.get("bar_count{env=\"prod\"}"), Some(&1.0));
+}
+
+#[test]
+fn binary_exits_cleanly_on_sigterm() {
+    let mut proxy = spawn(&[]);
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(proxy.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(status) = proxy.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn binary_refuses_an_unusable_address() {
+    let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .args([
+            "--statsd.listen-udp=256.0.0.1:1",
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP address"));
+}

@@ -1,0 +1,116 @@
+//! Helpers shared by the end-to-end tests: a minimal HTTP client and exposition parsing.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long any wait in these tests may take before it fails the test.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// An HTTP response: status, headers (lower-cased names), body.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), blocking.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to the HTTP endpoint");
+    stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// GET the scrape path and parse every sample line into `series text → value`.
+pub fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let response = request(addr, "GET", "/metrics", &[]);
+    assert_eq!(response.status, 200);
+    parse_exposition(&response.text())
+}
+
+pub fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("sample line has a value");
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().expect("numeric value"),
+            };
+            (series.to_string(), value)
+        })
+        .collect()
+}
+
+/// Scrapes until `ready` holds (bounded by [`WAIT_LIMIT`]), returning that scrape.
+pub fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    ready: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let metrics = scrape(addr);
+        if ready(&metrics) {
+            return metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last scrape: {metrics:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `statsd_exporter_lines_total` reaches `n`.
+pub fn wait_for_lines(addr: SocketAddr, n: f64) -> BTreeMap<String, f64> {
+    scrape_until(addr, &format!("{n} lines"), |m| {
+        m.get("statsd_exporter_lines_total").copied().unwrap_or(0.0) >= n
+    })
+}
