@@ -1,1 +1,118 @@
-//! wip
+//! Shared inputs for statsd-proxy's benchmarks: corpora of realistic StatsD lines.
+//!
+//! The Mastodon corpus follows what Mastodon's `nsa` instrumentation sends (DESIGN §6): controller
+//! timings and status counters, per-table SQL timings, cache operations, Sidekiq workers and queues,
+//! including the quirks seen in real traffic. The DogStatsD corpus is typical tagged application traffic.
+
+#![forbid(unsafe_code)]
+
+/// Mastodon-style lines, one metric each, as Mastodon sends them (one per datagram).
+pub fn mastodon_lines() -> Vec<String> {
+    let ns = "Mastodon.production";
+    let controllers = [
+        ("Api.V1.TimelinesController", "home", "json"),
+        ("Api.V1.Timelines.PublicController", "show", "json"),
+        ("Api.V1.StatusesController", "create", "json"),
+        ("Api.V1.NotificationsController", "index", "json"),
+        ("HomeController", "index", "html"),
+        ("ActivityPub.InboxesController", "create", "json"),
+        ("WellKnown.WebfingerController", "show", "json"),
+    ];
+    let mut lines = Vec::new();
+    for (i, (controller, action, format)) in controllers.iter().enumerate() {
+        let t = 12.5 + i as f64 * 3.25;
+        lines.push(format!(
+            "{ns}.web.{controller}.{action}.{format}.total_duration:{t}|ms"
+        ));
+        lines.push(format!(
+            "{ns}.web.{controller}.{action}.{format}.db_time:{}|ms",
+            t / 4.0
+        ));
+        lines.push(format!(
+            "{ns}.web.{controller}.{action}.{format}.view_time:1|ms"
+        ));
+        lines.push(format!(
+            "{ns}.web.{controller}.{action}.{format}.status.200:1|c"
+        ));
+    }
+    lines.push(format!("{ns}.web.HomeController.index.html.status.:1|c"));
+    for table in [
+        "statuses",
+        "accounts",
+        "follows",
+        "(SELECT",
+        "media_attachments",
+    ] {
+        for op in ["select", "insert", "update", "delete"] {
+            lines.push(format!(
+                "{ns}.db.tables.{table}.queries.{op}.duration:0.41|ms"
+            ));
+        }
+    }
+    for op in [
+        "read_hit",
+        "read_miss",
+        "fetch_hit",
+        "generate",
+        "write",
+        "delete",
+        "exist?",
+        "read_multi",
+    ] {
+        lines.push(format!("{ns}.cache.{op}.duration:4.0e-05|ms"));
+    }
+    for worker in [
+        "ActivityPub.DeliveryWorker",
+        "ActivityPub..DeliveryWorker",
+        "LinkCrawlWorker",
+        "PushUpdateWorker",
+    ] {
+        lines.push(format!("{ns}.sidekiq.{worker}.processing_time:80|ms"));
+        lines.push(format!("{ns}.sidekiq.{worker}.success:1|c"));
+    }
+    lines.push(format!("{ns}.sidekiq.LinkCrawlWorker.failure:1|c"));
+    for gauge in [
+        "dead_size",
+        "enqueued",
+        "failed",
+        "processed",
+        "processes_size",
+        "retry_size",
+        "scheduled_size",
+        "workers_size",
+    ] {
+        lines.push(format!("{ns}.sidekiq.{gauge}:17|g"));
+    }
+    for queue in ["default", "push", "pull", "mailers", "scheduler", "ingress"] {
+        lines.push(format!("{ns}.sidekiq.queues.{queue}.enqueued:3|g"));
+        lines.push(format!("{ns}.sidekiq.queues.{queue}.latency:0.25|g"));
+    }
+    lines
+}
+
+/// DogStatsD-tagged lines: counters, gauges and sampled timers with 2–5 tags.
+pub fn dogstatsd_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, route) in [
+        "/home",
+        "/api/v1/timelines/home",
+        "/api/v1/statuses",
+        "/inbox",
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push(format!("http.request.duration:{}|ms|@0.5|#env:prod,service:web,route:{route},method:GET,status:200", 10 + i));
+        lines.push(format!(
+            "http.requests:1|c|#env:prod,service:web,route:{route}"
+        ));
+        lines.push(format!(
+            "http.response.size:{}|h|#env:prod,route:{route}",
+            512 * (i + 1)
+        ));
+    }
+    lines.push("queue.depth:42|g|#env:prod,queue:default".into());
+    lines.push("worker.busy:3|g|#env:prod,pool:sidekiq,host:web-01".into());
+    lines.push("cache.hit:1|c|@0.1|#env:prod,cache:redis".into());
+    lines
+}

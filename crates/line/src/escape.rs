@@ -26,8 +26,14 @@ fn is_name_char(c: char) -> bool {
 /// assert!(matches!(escape_name("clean_name"), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn escape_name(name: &str) -> Cow<'_, str> {
-    let leading_digit = name.as_bytes().first().is_some_and(u8::is_ascii_digit);
-    if !leading_digit && name.chars().all(is_name_char) {
+    let bytes = name.as_bytes();
+    let leading_digit = bytes.first().is_some_and(u8::is_ascii_digit);
+    // Byte-wise: any non-ASCII byte is not a name byte, so this agrees with the char-wise rule.
+    if !leading_digit
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 1);

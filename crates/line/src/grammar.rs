@@ -5,26 +5,45 @@
 
 use nom::{
     IResult, Parser as _,
-    bytes::complete::{tag as literal, take_till, take_till1},
+    bytes::complete::{tag as literal, take_till1},
     character::complete::{char, i64 as integer},
     combinator::{all_consuming, rest},
-    sequence::{preceded, separated_pair},
+    sequence::{preceded, terminated},
 };
 
 /// `line = name ":" body` — the name runs to the first `:`, the body is everything after it.
+///
+/// This is the one rule on every line's path that scans the whole name, so it uses a vectorised byte
+/// search instead of nom's char-by-char `take_till` (which cost ~12% of a Mastodon line's parse time).
 pub(crate) fn name_and_body(line: &str) -> Option<(&str, &str)> {
-    let parsed: IResult<&str, (&str, &str)> =
-        separated_pair(take_till(|c| c == ':'), char(':'), rest).parse(line);
-    parsed.ok().map(|(_, pair)| pair)
+    let colon = memchr::memchr(b':', line.as_bytes())?;
+    // `:` is ASCII, so both sides are on char boundaries.
+    Some((&line[..colon], &line[colon + 1..]))
 }
 
 /// `tag = key SEP value`, key and value both non-empty; the value runs to the end (it may hold `SEP`).
+///
+/// Read over bytes (`SEP` is ASCII, so the split falls on a char boundary).
 pub(crate) fn tag(input: &str, separator: char) -> Option<(&str, &str)> {
-    let parsed: IResult<&str, (&str, &str)> =
-        separated_pair(take_till1(|c| c == separator), char(separator), rest).parse(input);
+    let sep = u8::try_from(separator).ok()?;
+    let parsed: IResult<&[u8], &[u8]> =
+        terminated(take_till1(|b| b == sep), byte_char(sep)).parse(input.as_bytes());
     match parsed {
-        Ok((_, (key, value))) if !value.is_empty() => Some((key, value)),
+        Ok((value, key)) if !value.is_empty() => {
+            Some((&input[..key.len()], &input[key.len() + 1..]))
+        }
         _ => None,
+    }
+}
+
+/// Matches one ASCII byte.
+fn byte_char(b: u8) -> impl Fn(&[u8]) -> IResult<&[u8], u8> {
+    move |input: &[u8]| match input.first() {
+        Some(&c) if c == b => Ok((&input[1..], c)),
+        _ => Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Char,
+        ))),
     }
 }
 

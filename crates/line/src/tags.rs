@@ -40,6 +40,11 @@ impl<'a> Tags<'a> {
         }
     }
 
+    /// Removes every tag (keeps the allocation, if the list ever spilled).
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
     /// Number of tags.
     pub fn len(&self) -> usize {
         self.items.len()

@@ -60,7 +60,7 @@ proptest! {
         let text = format!("{name}:{value}|c|@{rate}");
         let line = Parser::default().parse(text.as_bytes()).expect("valid line");
         let sample = line.samples().next().expect("one sample").expect("valid sample");
-        prop_assert_eq!(sample.name.as_ref(), name.as_str());
+        prop_assert_eq!(sample.name, name.as_str());
         prop_assert_eq!(sample.counter_increment(), f64::from(value) / rate);
     }
 }

@@ -7,7 +7,7 @@
 
 use statsd_line::{Dialects, Line, Parser, Sample, SampleKind};
 
-fn render_sample(s: &Sample<'_>) -> String {
+fn render_sample(s: &Sample<'_, '_>) -> String {
     let value = match s.kind {
         SampleKind::Counter => s.counter_increment().to_string(),
         SampleKind::Set => s.raw_value.to_string(),
@@ -34,16 +34,13 @@ fn render_sample(s: &Sample<'_>) -> String {
             .collect();
         out += &format!(" {{{}}}", tags.join(","));
     }
-    if s.tag_errors > 0 {
-        out += &format!(" tag_errors={}", s.tag_errors);
-    }
     out
 }
 
 fn render_line(line: &Line<'_>) -> Vec<String> {
     let mut out = Vec::new();
-    if line.name_tag_errors() > 0 {
-        out.push(format!("tag_errors={}", line.name_tag_errors()));
+    if line.tag_errors() > 0 {
+        out.push(format!("tag_errors={}", line.tag_errors()));
     }
     for sample in line.samples() {
         out.push(match sample {
@@ -175,7 +172,8 @@ cases! {
     dogstatsd_value_keeps_colons: "foo:1|c|#url:http://x:8080/" => ["c foo 1 {url=http://x:8080/}"],
     dogstatsd_leading_hash_per_tag: "foo:1|c|#a:b,#c:d" => ["c foo 1 {a=b,c=d}"],
     dogstatsd_key_escaped_value_verbatim: "foo:1|c|#http.method:GET /x" => ["c foo 1 {http_method=GET /x}"],
-    dogstatsd_bad_tag_skipped: "foo:1|c|#a,b:c" => ["c foo 1 {b=c} tag_errors=1"],
+    dogstatsd_bad_tag_skipped: "foo:1|c|#a,b:c" => ["tag_errors=1", "c foo 1 {b=c}"],
+    extended_values_count_a_bad_tag_once: "foo:1:2|ms|#a" => ["tag_errors=1", "ms foo 0.001", "ms foo 0.002"],
     dogstatsd_empty_section: "foo:1|c|#" => ["c foo 1"],
     dogstatsd_with_rate_container_timestamp: "foo:1|ms|@0.5|#a:b|c:id|T1656581400" =>
         ["ms foo 0.001 @0.5 x2 {a=b,container_id=id}"],
@@ -253,12 +251,12 @@ fn error_span_points_at_the_offending_text() {
 }
 
 #[test]
-fn samples_outlive_the_line() {
-    let input = b"foo,a=b:1|c:2|c".to_vec();
-    let samples: Vec<Sample<'_>> = {
-        let line = Parser::default().parse(&input).expect("valid");
-        line.samples().map(|s| s.expect("valid sample")).collect()
-    };
+fn samples_share_the_line_tag_set() {
+    let input = b"foo,a=b:1|c:2|c";
+    let line = Parser::default().parse(input).expect("valid");
+    let samples: Vec<Sample<'_, '_>> = line.samples().map(|s| s.expect("valid sample")).collect();
     assert_eq!(samples.len(), 2);
+    assert!(std::ptr::eq(samples[0].tags, samples[1].tags));
     assert_eq!(samples[1].tags.get("a"), Some("b"));
+    assert_eq!(line.tags().len(), 1);
 }

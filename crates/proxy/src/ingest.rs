@@ -58,7 +58,7 @@ impl Ingest {
                 return;
             }
         };
-        tally.tag_errors += u64::from(parsed.name_tag_errors());
+        tally.tag_errors += u64::from(parsed.tag_errors());
         for sample in parsed.samples() {
             let tally = &mut scratch.tally;
             tally.samples += 1;
@@ -77,9 +77,8 @@ impl Ingest {
         self.telemetry.flush(&mut scratch.tally);
     }
 
-    fn sample(&self, sample: &Sample<'_>, scratch: &mut Scratch) {
+    fn sample(&self, sample: &Sample<'_, '_>, scratch: &mut Scratch) {
         let tally = &mut scratch.tally;
-        tally.tag_errors += u64::from(sample.tag_errors);
         if sample.invalid_rate {
             // Kept at rate 1, but counted, as statsd_exporter does.
             tally.error(Reason::InvalidSampleFactor);
@@ -106,7 +105,7 @@ impl Ingest {
                 return;
             }
         };
-        escape_name_into(&sample.name, &mut scratch.name);
+        escape_name_into(sample.name, &mut scratch.name);
         let mut labels: SmallVec<[(&str, &str); statsd_line::INLINE_TAGS]> = sample
             .tags
             .iter()
