@@ -217,9 +217,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// Runs until SIGINT or SIGTERM, then stops within [`SHUTDOWN_GRACE`].
+///
+/// The signal handlers are installed before any socket is bound, so once the proxy reports that it
+/// listens, a SIGTERM always means a clean shutdown (never the default "terminate at once").
 pub async fn run(config: Config) -> Result<(), StartError> {
+    let signals = Signals::install();
     let running = start(config).await?;
-    shutdown_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     if !running.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("some tasks did not stop within the grace period and were aborted");
@@ -227,26 +231,55 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, registered eagerly (tokio's `ctrl_c()` registers only when first polled).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind: SignalKind| {
+                signal(kind)
+                    .map_err(|e| tracing::warn!(error = %e, ?kind, "cannot watch signal"))
+                    .ok()
+            };
+            Self {
+                interrupt: watch(SignalKind::interrupt()),
+                terminate: watch(SignalKind::terminate()),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(self.interrupt) => {}
+                _ = recv(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

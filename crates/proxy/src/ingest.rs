@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use smallvec::SmallVec;
-use statsd_line::{Parser, Reason, Sample, SampleKind, escape_name_into};
+use statsd_line::{Line, Parser, Reason, Sample, SampleKind, escape_name_into};
 use statsd_store::{Store, Update};
 
 use crate::telemetry::{Tally, Telemetry};
@@ -50,14 +50,15 @@ impl Ingest {
     pub fn line(&self, line: &[u8], scratch: &mut Scratch) {
         let tally = &mut scratch.tally;
         tally.lines += 1;
-        let parsed = match self.parser.parse(line) {
-            Ok(parsed) => parsed,
+        let mut parsed = Line::default();
+        match self.parser.parse_into(line, &mut parsed) {
+            Ok(()) => {}
             Err(e) => {
                 tracing::debug!(reason = %e.reason, line = %String::from_utf8_lossy(line), "bad line");
                 tally.error(e.reason);
                 return;
             }
-        };
+        }
         tally.tag_errors += u64::from(parsed.tag_errors());
         for sample in parsed.samples() {
             let tally = &mut scratch.tally;
