@@ -255,7 +255,9 @@ fn http_endpoints() {
 /// names): we keep statsd_exporter's names on purpose. Our own metrics must pass clean.
 #[test]
 fn promtool_accepts_the_exposition() {
-    let promtool = std::process::Command::new("promtool").arg("--version").output();
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
     assert!(
         promtool.is_ok_and(|o| o.status.success()),
         "promtool is missing: install the Debian package `prometheus`, or run ./scripts/test"
@@ -282,9 +284,18 @@ fn promtool_accepts_the_exposition() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let findings: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
     let allowed = |l: &&str| {
         (l.ends_with("counter metrics should have \"_total\" suffix")
@@ -297,6 +308,9 @@ fn promtool_accepts_the_exposition() {
         out.status.code()
     );
     // The lint did run: it found our deliberately suffix-less StatsD counters.
-    assert!(findings.iter().any(|l| l.starts_with("requests ")), "{report}");
+    assert!(
+        findings.iter().any(|l| l.starts_with("requests ")),
+        "{report}"
+    );
     stop(rt, running);
 }
