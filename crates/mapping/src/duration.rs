@@ -10,11 +10,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut rest = text.trim();
     if let Some(r) = rest.strip_prefix('+') {
         rest = r;
-    } else if rest.starts_with('-') {
-        return if rest[1..].chars().all(|c| c == '0' || c == '.') && rest.len() > 1 {
-            Ok(Duration::ZERO)
-        } else {
-            Err(format!("negative duration {text:?} is not allowed"))
+    } else if let Some(r) = rest.strip_prefix('-') {
+        // `-0s` is zero; any other negative duration is refused.
+        return match parse(r) {
+            Ok(d) if d.is_zero() => Ok(Duration::ZERO),
+            _ => Err(format!("negative duration {text:?} is not allowed")),
         };
     }
     if rest == "0" {
