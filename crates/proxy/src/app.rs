@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::http;
-use crate::ingest::{Ingest, LineFramer, Scratch};
+use crate::ingest::{Ingest, LineFramer};
+use crate::mappings::Mappings;
 use crate::telemetry::Telemetry;
 
 /// Largest UDP datagram we accept (the IPv4/IPv6 payload limit).
@@ -41,6 +43,10 @@ pub struct Config {
     pub dialects: Dialects,
     /// Longest TCP line accepted, in bytes.
     pub tcp_max_line: usize,
+    /// The mapping file; `None`: every metric unmapped.
+    pub mapping_config: Option<PathBuf>,
+    /// Mapping results cached per receive task (0 disables the cache).
+    pub cache_size: usize,
 }
 
 impl Config {
@@ -53,6 +59,8 @@ impl Config {
             telemetry_path: "/metrics".into(),
             dialects: Dialects::default(),
             tcp_max_line: crate::cli::DEFAULT_TCP_MAX_LINE,
+            mapping_config: None,
+            cache_size: statsd_mapping::DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -70,6 +78,9 @@ pub enum StartError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The mapping file is invalid (the error names file:line:column).
+    #[error("invalid mapping file: {0}")]
+    Mapping(#[from] statsd_mapping::LoadError),
 }
 
 /// A started proxy.
@@ -151,12 +162,28 @@ where
 
 /// Binds every listener and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // The mapping first: a bad file never starts a half-configured proxy.
+    let mappings = match &config.mapping_config {
+        Some(path) => {
+            let m = Mappings::load(path)?;
+            let rules = m.mapper.rules().len();
+            tracing::info!(file = %path.display(), rules, "loaded mapping file");
+            m
+        }
+        None => Mappings::none(),
+    };
     let store = Arc::new(Store::new());
     let telemetry = Telemetry::new();
+    let rules = mappings.mapper.rules().len();
+    telemetry
+        .loaded_mappings
+        .set(i64::try_from(rules).unwrap_or(i64::MAX));
     let ingest = Ingest::new(
         Parser::new(config.dialects),
+        Arc::new(mappings),
         Arc::clone(&store),
         telemetry.clone(),
+        config.cache_size,
     );
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -290,7 +317,7 @@ async fn udp_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_UDP_PACKET];
-    let mut scratch = Scratch::default();
+    let mut scratch = ingest.scratch();
     loop {
         tokio::select! {
             biased;
@@ -351,7 +378,7 @@ async fn tcp_connection(
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; TCP_READ_BUFFER];
     let mut framer = LineFramer::new(max_line);
-    let mut scratch = Scratch::default();
+    let mut scratch = ingest.scratch();
     loop {
         let read = tokio::select! {
             biased;

@@ -1,5 +1,7 @@
 //! The command line, with statsd_exporter's flag names and defaults so existing units keep starting.
 
+use std::path::PathBuf;
+
 use clap::{ArgAction, Parser};
 use statsd_line::Dialects;
 
@@ -70,6 +72,25 @@ pub struct Cli {
     #[arg(long = "no-statsd.parse-signalfx-tags", action = ArgAction::SetTrue, overrides_with = "signalfx")]
     pub no_signalfx: bool,
 
+    /// Metric mapping configuration file (statsd_exporter's format). Without it every metric is exposed
+    /// under its escaped StatsD name.
+    #[arg(long = "statsd.mapping-config", value_name = "FILE")]
+    pub mapping_config: Option<PathBuf>,
+
+    /// Check the mapping file (and flags), print the result, and exit 0 (valid) or 1 (invalid) without
+    /// opening any port.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Mapping results cached per receive worker (0 disables the cache).
+    #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = statsd_mapping::DEFAULT_CACHE_SIZE)]
+    pub cache_size: usize,
+
+    /// Mapping cache eviction: lru or random. Accepted for compatibility, no effect: the cache is an
+    /// LRU per worker (random eviction existed to avoid lock contention, which per-worker caches lack).
+    #[arg(long = "statsd.cache-type", value_name = "TYPE", default_value = "lru", value_parser = ["lru", "random"])]
+    pub cache_type: String,
+
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
           value_parser = ["debug", "info", "warn", "error"])]
@@ -102,6 +123,8 @@ impl Cli {
             telemetry_path: self.telemetry_path.clone(),
             dialects: self.dialects(),
             tcp_max_line: self.tcp_max_line,
+            mapping_config: self.mapping_config.clone(),
+            cache_size: self.cache_size,
         }
     }
 }

@@ -116,14 +116,20 @@ pub fn handle(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// Renders the store, then our own metrics, in one text-format body.
+///
+/// Our metrics are *gathered* first: a receive task updates the store before it publishes its counts,
+/// so every line counted in this snapshot is already in the store when the store is rendered next.
+/// (Rendering the store first let a scrape count a line whose series it did not show.)
 pub fn render(state: &State) -> String {
-    let mut body = String::with_capacity(64 * 1024);
-    state.store.render(&mut body);
     let families = state.telemetry.registry.gather();
-    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut body) {
+    let mut own = String::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut own) {
         // Our own registry holds only valid metrics; never fail the scrape over it.
         tracing::error!(error = %e, "cannot encode self-metrics");
     }
+    let mut body = String::with_capacity(64 * 1024 + own.len());
+    state.store.render(&mut body);
+    body.push_str(&own);
     body
 }
 

@@ -9,33 +9,68 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 use statsd_line::{Line, Parser, Reason, Sample, SampleKind, escape_name_into};
+use statsd_mapping::{Action, MappingCache, MetricType};
 use statsd_store::{Store, Update};
 
+use crate::mappings::Mappings;
 use crate::telemetry::{Tally, Telemetry};
 
-/// Shared, immutable ingest state: the parser configuration, the store and the self-metrics.
+/// Labels of one sample: tags and mapping labels merged, on the stack for up to 8.
+type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
+
+/// Shared, immutable ingest state: the parser configuration, the mapping, the store and the
+/// self-metrics.
 #[derive(Debug, Clone)]
 pub struct Ingest {
     parser: Parser,
+    mappings: Arc<Mappings>,
     store: Arc<Store>,
     telemetry: Telemetry,
+    cache_size: usize,
 }
 
-/// Per-task scratch space, reused for every line a receive task handles.
-#[derive(Debug, Default)]
+/// Per-task scratch space, reused for every line a receive task handles: the escaped-name buffer,
+/// the task's mapping cache (so a cache hit takes no lock), and the counts not yet published.
+#[derive(Debug)]
 pub struct Scratch {
     name: String,
+    cache: MappingCache,
     tally: Tally,
 }
 
+impl Scratch {
+    /// Scratch space with a mapping cache of `cache_size` results (0: no cache).
+    fn new(cache_size: usize) -> Self {
+        Self {
+            name: String::new(),
+            cache: MappingCache::new(cache_size),
+            tally: Tally::default(),
+        }
+    }
+}
+
 impl Ingest {
-    /// Ingest into `store` with `parser`'s dialects, counting in `telemetry`.
-    pub fn new(parser: Parser, store: Arc<Store>, telemetry: Telemetry) -> Self {
+    /// Ingest into `store` through `mappings`, with `parser`'s dialects, counting in `telemetry`;
+    /// each receive task caches up to `cache_size` mapping results.
+    pub fn new(
+        parser: Parser,
+        mappings: Arc<Mappings>,
+        store: Arc<Store>,
+        telemetry: Telemetry,
+        cache_size: usize,
+    ) -> Self {
         Self {
             parser,
+            mappings,
             store,
             telemetry,
+            cache_size,
         }
+    }
+
+    /// Scratch space for one receive task (its own mapping cache).
+    pub fn scratch(&self) -> Scratch {
+        Scratch::new(self.cache_size)
     }
 
     /// Handles one packet (one or more `\n`-separated lines) and publishes its counts.
@@ -87,17 +122,11 @@ impl Ingest {
         if !sample.tags.is_empty() {
             tally.tags += 1;
         }
-        let (update, events) = match sample.kind {
-            SampleKind::Counter => (Update::Add(sample.counter_increment()), 1),
-            SampleKind::Gauge if sample.relative => (Update::Delta(sample.value), 1),
-            SampleKind::Gauge => (Update::Set(sample.value), 1),
+        let ty = match sample.kind {
+            SampleKind::Counter => MetricType::Counter,
+            SampleKind::Gauge => MetricType::Gauge,
             SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
-                let weight = sample.repeat();
-                let update = Update::Observe {
-                    value: sample.observation(),
-                    weight,
-                };
-                (update, weight)
+                MetricType::Observer
             }
             SampleKind::Set => {
                 // Sets get a store of their own in a later change; until then they are refused as
@@ -106,19 +135,70 @@ impl Ingest {
                 return;
             }
         };
-        escape_name_into(sample.name, &mut scratch.name);
-        let mut labels: SmallVec<[(&str, &str); statsd_line::INLINE_TAGS]> = sample
+        let mappings = &*self.mappings;
+        let Scratch { name, cache, tally } = scratch;
+        let mut labels: Labels<'_> = sample
             .tags
             .iter()
             .map(|t| (t.key.as_ref(), t.value))
             .collect();
-        match self.store.update(&scratch.name, &mut labels, update) {
-            Ok(()) => scratch.tally.events(update.kind(), events),
-            Err(refusal) => {
-                tracing::debug!(metric = %scratch.name, %refusal, "event refused");
-                self.telemetry
-                    .refused(refusal, update.kind(), &scratch.name);
+        let (metric, spec, scale) = match cache.map(&mappings.mapper, sample.name, ty) {
+            Some(mapped) => {
+                let rule = &mappings.mapper.rules()[mapped.rule];
+                if rule.action == Action::Drop {
+                    tally.actions_drop += 1;
+                    return;
+                }
+                if mapped.name.is_empty() {
+                    self.telemetry.empty_metric_name();
+                    return;
+                }
+                tally.actions_map += 1;
+                merge_labels(&mut labels, &mapped.labels, rule.honor_labels);
+                (mapped.name.as_str(), mappings.spec(mapped.rule), rule.scale)
             }
+            None => {
+                tally.unmapped += 1;
+                escape_name_into(sample.name, name);
+                (name.as_str(), mappings.unmapped(), None)
+            }
+        };
+        let scaled = |v: f64| scale.map_or(v, |s| v * s);
+        let (update, events) = match sample.kind {
+            SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),
+            SampleKind::Gauge if sample.relative => (Update::Delta(scaled(sample.value)), 1),
+            SampleKind::Gauge => (Update::Set(scaled(sample.value)), 1),
+            _ => {
+                let weight = sample.repeat();
+                let update = Update::Observe {
+                    value: scaled(sample.observation()),
+                    weight,
+                };
+                (update, weight)
+            }
+        };
+        match self.store.update(metric, &mut labels, update, spec) {
+            Ok(()) => tally.events(update.kind(spec), events),
+            Err(refusal) => {
+                tracing::debug!(%metric, %refusal, "event refused");
+                self.telemetry.refused(refusal, update.kind(spec), metric);
+            }
+        }
+    }
+}
+
+/// Adds a rule's labels to a sample's tags: the rule's value wins for a name both have, unless the rule
+/// says `honor_labels` (then the tag's value stays), as statsd_exporter does.
+fn merge_labels<'a>(
+    labels: &mut Labels<'a>,
+    rule_labels: &'a [(String, String)],
+    honor_labels: bool,
+) {
+    for (k, v) in rule_labels {
+        match labels.iter_mut().find(|(tk, _)| *tk == k.as_str()) {
+            Some(existing) if !honor_labels => existing.1 = v.as_str(),
+            Some(_) => {}
+            None => labels.push((k.as_str(), v.as_str())),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! This crate wires the pure crates together and owns everything that does I/O. It holds no parsing,
 //! mapping or aggregation logic of its own: lines go to `statsd-line`, series to `statsd-store`, text to
-//! `statsd-exposition`.
+//! `statsd-exposition`, rules to `statsd-mapping`.
 //!
 //! Main items: [`cli::Cli`] (statsd_exporter's flags) → [`app::Config`] → [`app::start`] (bind, spawn,
 //! return a [`app::Running`] handle with the bound addresses) or [`app::run`] (start, wait for
@@ -22,4 +22,5 @@ pub mod app;
 pub mod cli;
 pub mod http;
 pub mod ingest;
+pub mod mappings;
 pub mod telemetry;

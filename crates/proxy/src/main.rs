@@ -25,8 +25,36 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// `--check-config`: load the mapping file and report, opening no port.
+fn check_config(cli: &Cli) -> ExitCode {
+    let Some(path) = &cli.mapping_config else {
+        println!("no mapping file given (--statsd.mapping-config): nothing to check");
+        return ExitCode::SUCCESS;
+    };
+    match statsd_mapping::Mapper::from_file(path) {
+        Ok(mapper) => {
+            for warning in mapper.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "{}: OK, {} mapping rules",
+                path.display(),
+                mapper.rules().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.check_config {
+        return check_config(&cli);
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

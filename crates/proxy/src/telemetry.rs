@@ -3,7 +3,7 @@
 //! Hot-path counts are first summed in a per-packet [`Tally`] and added to the shared counters once per
 //! packet (or TCP read), so receive workers do not fight over the same cache lines for every line.
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use statsd_line::Reason;
 use statsd_store::{Kind, Refusal};
 
@@ -41,6 +41,11 @@ pub struct Telemetry {
     events: [IntCounter; 3],
     events_error: IntCounterVec,
     events_conflict: IntCounterVec,
+    events_unmapped: IntCounter,
+    actions_map: IntCounter,
+    actions_drop: IntCounter,
+    /// `statsd_exporter_loaded_mappings`.
+    pub loaded_mappings: IntGauge,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -104,7 +109,28 @@ impl Telemetry {
         ] {
             events_error.with_label_values(&[reason]);
         }
+        let actions = counter_vec(
+            &r,
+            "statsd_exporter_events_actions_total",
+            "The total number of StatsD events by action.",
+            &["action"],
+        );
+        let loaded_mappings = IntGauge::new(
+            "statsd_exporter_loaded_mappings",
+            "The current number of configured metric mappings.",
+        )
+        .expect("static metric name and help are valid");
+        r.register(Box::new(loaded_mappings.clone()))
+            .expect("each self-metric is registered once");
         Self {
+            events_unmapped: counter(
+                &r,
+                "statsd_exporter_events_unmapped_total",
+                "The total number of StatsD events no mapping was found for.",
+            ),
+            actions_map: actions.with_label_values(&["map"]),
+            actions_drop: actions.with_label_values(&["drop"]),
+            loaded_mappings,
             lines: counter(
                 &r,
                 "statsd_exporter_lines_total",
@@ -177,7 +203,23 @@ impl Telemetry {
                 counter.inc_by(n);
             }
         }
+        for (counter, n) in [
+            (&self.events_unmapped, t.unmapped),
+            (&self.actions_map, t.actions_map),
+            (&self.actions_drop, t.actions_drop),
+        ] {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
         *t = Tally::default();
+    }
+
+    /// Counts an event whose mapped name expanded to nothing.
+    pub fn empty_metric_name(&self) {
+        self.events_error
+            .with_label_values(&["empty_metric_name"])
+            .inc();
     }
 
     /// Counts a refused event. Refusals are rare, so they go straight to the shared counters.
@@ -210,6 +252,12 @@ pub struct Tally {
     pub tag_errors: u64,
     /// Events stored, by kind (counter, gauge, observer).
     pub events: [u64; 3],
+    /// Samples no rule matched.
+    pub unmapped: u64,
+    /// Samples a `map` rule matched.
+    pub actions_map: u64,
+    /// Samples a `drop` rule matched.
+    pub actions_drop: u64,
 }
 
 impl Tally {
@@ -224,10 +272,11 @@ impl Tally {
 
     /// Counts `n` stored events of `kind`.
     pub fn events(&mut self, kind: Kind, n: u64) {
-        let i = KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .expect("KINDS lists every kind");
+        let i = match kind {
+            Kind::Counter => 0,
+            Kind::Gauge => 1,
+            Kind::Summary | Kind::Histogram => 2,
+        };
         self.events[i] += n;
     }
 }

@@ -79,9 +79,9 @@ fn binary_serves_the_acceptance_datagram() {
         .send_to(b"foo:2|c\nbar:250|ms|#env:prod", proxy.udp)
         .unwrap();
     let m = wait_for_lines(proxy.http, 2.0);
-    assert_eq!(m.get("foo"), Some(&2.0));
-    assert_eq!(m.get("bar_sum{env=\"prod\"}"), Some(&0.25));
-    assert_eq!(m.get("bar_count{env=\"prod\"}"), Some(&1.0));
+    assert_eq!(m.get("foo"), Some(&2.0), "{m:#?}");
+    assert_eq!(m.get("bar_sum{env=\"prod\"}"), Some(&0.25), "{m:#?}");
+    assert_eq!(m.get("bar_count{env=\"prod\"}"), Some(&1.0), "{m:#?}");
 }
 
 #[test]
@@ -118,4 +118,97 @@ fn binary_refuses_an_unusable_address() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP address"));
+}
+
+fn check_config(file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .arg("--check-config")
+        .arg(format!("--statsd.mapping-config={}", file.display()))
+        .args(extra)
+        .output()
+        .expect("run statsd-proxy --check-config")
+}
+
+/// `--check-config` exits 1 naming file:line:column for each kind of mapping error, and 0 for a good
+/// file, without opening any port (a busy web port does not matter).
+#[test]
+fn check_config_reports_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("statsd-proxy-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("syntax", "mappings:\n  - match: \"open\n", ":3:1: "),
+        (
+            "unknown_key",
+            "mappings:\n  - match: a\n    name: b\n    lables: {}\n",
+            ":4:5: ",
+        ),
+        (
+            "missing_name",
+            "mappings:\n  - match: a\n",
+            ":2:5: mappings[0]: ",
+        ),
+        (
+            "bad_glob",
+            "mappings:\n  - match: a.b*\n    name: x\n",
+            ":2:5: mappings[0]: invalid glob",
+        ),
+        (
+            "bad_regex",
+            "mappings:\n  - match: \"(\"\n    match_type: regex\n    name: x\n",
+            ":2:5: mappings[0]: invalid regex",
+        ),
+        (
+            "bad_name",
+            "mappings:\n  - match: a\n    name: a.b\n",
+            ":3:5: mappings[0]: invalid metric name",
+        ),
+        (
+            "bad_label",
+            "mappings:\n  - match: a\n    name: a\n    labels:\n      9x: y\n",
+            ":5:7: mappings[0]: invalid label name",
+        ),
+        (
+            "bad_value",
+            "mappings:\n  - match: a\n    name: a\n    action: keep\n",
+            ":4:5: mappings[0]: unknown action",
+        ),
+        (
+            "conflict",
+            "mappings:\n  - match: a\n    name: a\n    observer_type: histogram\n    summary_options: {}\n",
+            ":5:5: mappings[0]: `summary_options` on a rule whose observer_type is histogram",
+        ),
+        ("bad_duration", "defaults:\n  ttl: forever\n", ":2:"),
+    ];
+    for (name, yaml, expected) in cases {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let out = check_config(&file, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        let prefix = format!("error: {}{expected}", file.display());
+        assert!(
+            stderr.starts_with(&prefix),
+            "{name}: {stderr:?} should start with {prefix:?}"
+        );
+    }
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let community = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../mappings/testdata/ipng-mastodon-mapping.yaml");
+    let out = check_config(
+        &community,
+        &[
+            &format!("--web.listen-address={busy_addr}"),
+            &format!("--statsd.listen-udp={busy_addr}"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 12 mapping rules"));
+    std::fs::remove_dir_all(&dir).ok();
 }

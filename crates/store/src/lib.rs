@@ -1,8 +1,9 @@
 //! Where samples become Prometheus series.
 //!
 //! This crate owns series identity (metric name + label pairs sorted by name, hashed once per update),
-//! the sharded map that holds them, each series' state (counters and gauges as atomic `f64`s, summaries
-//! as a sliding-window quantile sketch, see [`summary`]), and the checks that keep the exposition valid:
+//! the sharded map that holds them, each series' state (counters and gauges as atomic `f64`s, classic
+//! histograms as atomic bucket counts, summaries as a sliding-window quantile sketch, see [`summary`]),
+//! and the checks that keep the exposition valid:
 //! the first type seen for a name wins, and a later update of another type is refused with a
 //! [`Refusal`] the caller counts. It does not parse, map, or do I/O, and has no async dependency.
 //!
@@ -11,11 +12,12 @@
 //! own series. Creating a series takes the family table lock and one shard's write lock.
 //!
 //! ```
-//! use statsd_store::{Store, Update};
+//! use statsd_store::{Spec, Store, Update};
 //!
 //! let store = Store::new();
-//! store.update("foo", &mut [], Update::Add(2.0)).expect("new counter");
-//! store.update("bar", &mut [("env", "prod")], Update::Observe { value: 0.25, weight: 1 }).expect("new summary");
+//! let spec = Spec::default(); // statsd_exporter's help text, default summaries
+//! store.update("foo", &mut [], Update::Add(2.0), &spec).expect("new counter");
+//! store.update("bar", &mut [("env", "prod")], Update::Observe { value: 0.25, weight: 1 }, &spec).expect("new summary");
 //! let mut out = String::new();
 //! store.render(&mut out);
 //! assert!(out.contains("\nfoo 2\n"));
@@ -64,8 +66,10 @@ pub enum Kind {
     Counter,
     /// Gauge (`g`).
     Gauge,
-    /// Summary (observers: `ms`, `h`, `d`).
+    /// Summary (observers: `ms`, `h`, `d`, by default).
     Summary,
+    /// Classic histogram (observers, when the mapping says `observer_type: histogram`).
+    Histogram,
 }
 
 impl Kind {
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Counter => MetricType::Counter,
             Kind::Gauge => MetricType::Gauge,
             Kind::Summary => MetricType::Summary,
+            Kind::Histogram => MetricType::Histogram,
         }
     }
 
@@ -83,7 +88,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
-            Kind::Summary => "observer",
+            Kind::Summary | Kind::Histogram => "observer",
         }
     }
 }
@@ -107,12 +112,43 @@ pub enum Update {
 }
 
 impl Update {
-    /// The family type this update needs.
-    pub const fn kind(&self) -> Kind {
+    /// The family type this update needs, observers taking theirs from `spec`.
+    pub fn kind(&self, spec: &Spec) -> Kind {
         match self {
             Update::Add(_) => Kind::Counter,
             Update::Set(_) | Update::Delta(_) => Kind::Gauge,
-            Update::Observe { .. } => Kind::Summary,
+            Update::Observe { .. } => match spec.observer {
+                Observer::Summary(_) => Kind::Summary,
+                Observer::Histogram(_) => Kind::Histogram,
+            },
+        }
+    }
+}
+
+/// How observations are aggregated into a new series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observer {
+    /// A summary with these options.
+    Summary(Arc<SummaryOptions>),
+    /// A classic histogram with these upper bounds (strictly increasing; `+Inf` is implied).
+    Histogram(Arc<[f64]>),
+}
+
+/// What a series is created with: the family's help text and how observations are aggregated. Built
+/// once per mapping rule and reused for every sample; only read when a series is created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// HELP text (the family keeps the text of its first series).
+    pub help: Arc<str>,
+    /// Observer aggregation.
+    pub observer: Observer,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            help: Arc::from(DEFAULT_HELP),
+            observer: Observer::Summary(Arc::new(SummaryOptions::default())),
         }
     }
 }
@@ -132,7 +168,7 @@ pub enum Refusal {
     /// The metric name is empty.
     #[error("empty metric name")]
     EmptyName,
-    /// A label name is reserved: `__…` (Prometheus-internal), or `quantile` on a summary.
+    /// A label name is reserved: `__…` (Prometheus-internal), `quantile` on a summary, `le` on a histogram.
     #[error("reserved label name")]
     ReservedLabel,
 }
@@ -161,11 +197,44 @@ impl AtomicF64 {
     }
 }
 
+/// A classic histogram: per-bucket counts (not cumulative; made cumulative when rendered), sum, count.
+/// Every field is atomic, so observing takes no lock. A scrape racing an observation may see the new
+/// count before the new sum; the next scrape is consistent again.
+#[derive(Debug)]
+struct Histogram {
+    bounds: Arc<[f64]>,
+    /// One per bound, plus the `+Inf` bucket.
+    counts: Box<[AtomicU64]>,
+    sum: AtomicF64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: Arc<[f64]>) -> Self {
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            bounds,
+            counts,
+            sum: AtomicF64::new(0.0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: f64, weight: u64) {
+        // First bucket whose upper bound is ≥ value (`le` is inclusive); NaN goes to +Inf.
+        let i = self.bounds.partition_point(|&b| b < value);
+        self.counts[i].fetch_add(weight, Ordering::Relaxed);
+        self.sum.add(value * weight as f64);
+        self.count.fetch_add(weight, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Counter(AtomicF64),
     Gauge(AtomicF64),
     Summary(Mutex<Summary>),
+    Histogram(Histogram),
 }
 
 impl State {
@@ -174,6 +243,7 @@ impl State {
             State::Counter(_) => Kind::Counter,
             State::Gauge(_) => Kind::Gauge,
             State::Summary(_) => Kind::Summary,
+            State::Histogram(_) => Kind::Histogram,
         }
     }
 }
@@ -185,6 +255,8 @@ struct Series {
     labels: Box<[(Box<str>, Box<str>)]>,
     /// `k="v",…` as written between braces, rendered once at creation.
     rendered: Box<str>,
+    /// The family's HELP text.
+    help: Arc<str>,
     state: State,
 }
 
@@ -207,6 +279,7 @@ impl Series {
             (State::Summary(s), Update::Observe { value, weight }) => {
                 s.lock().observe(value, weight, now())
             }
+            (State::Histogram(h), Update::Observe { value, weight }) => h.observe(value, weight),
             // The caller checked that the kinds agree.
             _ => debug_assert!(false, "update kind does not match series kind"),
         }
@@ -256,6 +329,7 @@ type ShardMap = HashMap<u64, SmallVec<[Arc<Series>; 1]>, BuildHasherDefault<Iden
 struct FamilyInfo {
     kind: Kind,
     series: usize,
+    help: Arc<str>,
 }
 
 /// The default number of shards: a power of two well above the number of cores, so two receive
@@ -268,7 +342,6 @@ pub struct Store {
     families: Mutex<HashMap<Box<str>, FamilyInfo>>,
     hasher: foldhash::fast::FixedState,
     clock: Arc<dyn Clock>,
-    summary_options: Arc<SummaryOptions>,
 }
 
 impl std::fmt::Debug for Store {
@@ -302,7 +375,6 @@ impl Store {
             families: Mutex::new(HashMap::new()),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_57a7_5d00_0001),
             clock,
-            summary_options: Arc::new(SummaryOptions::default()),
         }
     }
 
@@ -319,13 +391,14 @@ impl Store {
         self.len() == 0
     }
 
-    /// Applies `update` to the series `name{labels}`, creating it if needed. `labels` is sorted by name
-    /// in place (names must be unique: callers pass tag sets, which are).
+    /// Applies `update` to the series `name{labels}`, creating it from `spec` if needed. `labels` is
+    /// sorted by name in place (names must be unique).
     pub fn update(
         &self,
         name: &str,
         labels: &mut [(&str, &str)],
         update: Update,
+        spec: &Spec,
     ) -> Result<(), Refusal> {
         if name.is_empty() {
             return Err(Refusal::EmptyName);
@@ -335,7 +408,7 @@ impl Store {
         {
             return Err(Refusal::NegativeCounter);
         }
-        let kind = update.kind();
+        let kind = update.kind(spec);
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let key = Key { name, labels };
         let hash = self.hasher.hash_one(&key);
@@ -353,7 +426,7 @@ impl Store {
             series.apply(update, now);
             return Ok(());
         }
-        self.create(shard, hash, key, update)
+        self.create(shard, hash, key, update, spec)
     }
 
     /// The slow path: a series seen for the first time.
@@ -363,13 +436,14 @@ impl Store {
         hash: u64,
         key: Key<'_>,
         update: Update,
+        spec: &Spec,
     ) -> Result<(), Refusal> {
-        let kind = update.kind();
-        if key
-            .labels
-            .iter()
-            .any(|(k, _)| k.starts_with("__") || (kind == Kind::Summary && *k == "quantile"))
-        {
+        let kind = update.kind(spec);
+        if key.labels.iter().any(|(k, _)| {
+            k.starts_with("__")
+                || (kind == Kind::Summary && *k == "quantile")
+                || (kind == Kind::Histogram && *k == "le")
+        }) {
             return Err(Refusal::ReservedLabel);
         }
         // Lock order: families, then the shard. Holding the family lock across the insert makes "first
@@ -387,24 +461,39 @@ impl Store {
             series.apply(update, || self.clock.now());
             return Ok(());
         }
-        match families.get_mut(key.name) {
+        let help = match families.get_mut(key.name) {
             Some(family) if family.kind != kind => {
                 return Err(Refusal::TypeConflict {
                     existing: family.kind,
                 });
             }
-            Some(family) => family.series += 1,
-            None => {
-                families.insert(key.name.into(), FamilyInfo { kind, series: 1 });
+            Some(family) => {
+                family.series += 1;
+                Arc::clone(&family.help)
             }
-        }
-        let state = match kind {
-            Kind::Counter => State::Counter(AtomicF64::new(0.0)),
-            Kind::Gauge => State::Gauge(AtomicF64::new(0.0)),
-            Kind::Summary => State::Summary(Mutex::new(Summary::new(
-                Arc::clone(&self.summary_options),
+            None => {
+                let help = Arc::clone(&spec.help);
+                families.insert(
+                    key.name.into(),
+                    FamilyInfo {
+                        kind,
+                        series: 1,
+                        help: Arc::clone(&help),
+                    },
+                );
+                help
+            }
+        };
+        let state = match (&spec.observer, kind) {
+            (_, Kind::Counter) => State::Counter(AtomicF64::new(0.0)),
+            (_, Kind::Gauge) => State::Gauge(AtomicF64::new(0.0)),
+            (Observer::Summary(options), _) => State::Summary(Mutex::new(Summary::new(
+                Arc::clone(options),
                 self.clock.now(),
             ))),
+            (Observer::Histogram(bounds), _) => {
+                State::Histogram(Histogram::new(Arc::clone(bounds)))
+            }
         };
         let series = Series {
             name: key.name.into(),
@@ -414,6 +503,7 @@ impl Store {
                 .map(|(k, v)| (Box::<str>::from(*k), Box::<str>::from(*v)))
                 .collect(),
             rendered: render_label_set(key.labels.iter().copied()).into_boxed_str(),
+            help,
             state,
         };
         series.apply(update, || self.clock.now());
@@ -430,12 +520,12 @@ impl Store {
         }
         all.sort_unstable_by(|a, b| (&a.name, &a.rendered).cmp(&(&b.name, &b.rendered)));
         let now = self.clock.now();
-        let mut quantile_text = String::new();
+        let mut bound_text = String::new();
         let mut family: Option<&str> = None;
         for series in &all {
             let name: &str = &series.name;
             if family != Some(name) {
-                write_header(out, name, DEFAULT_HELP, series.state.kind().metric_type());
+                write_header(out, name, &series.help, series.state.kind().metric_type());
                 family = Some(name);
             }
             let labels: &str = &series.rendered;
@@ -446,12 +536,40 @@ impl Store {
                 State::Summary(s) => {
                     let mut s = s.lock();
                     for (q, v) in s.quantiles(now) {
-                        quantile_text.clear();
-                        statsd_exposition::write_value(&mut quantile_text, q);
-                        write_sample(out, name, "", labels, Some(("quantile", &quantile_text)), v);
+                        bound_text.clear();
+                        statsd_exposition::write_value(&mut bound_text, q);
+                        write_sample(out, name, "", labels, Some(("quantile", &bound_text)), v);
                     }
                     write_sample(out, name, "_sum", labels, None, s.sum());
                     write_sample(out, name, "_count", labels, None, s.count() as f64);
+                }
+                State::Histogram(h) => {
+                    let mut cumulative = 0u64;
+                    for (i, count) in h.counts.iter().enumerate() {
+                        cumulative += count.load(Ordering::Relaxed);
+                        bound_text.clear();
+                        match h.bounds.get(i) {
+                            Some(&b) => statsd_exposition::write_value(&mut bound_text, b),
+                            None => bound_text.push_str("+Inf"),
+                        }
+                        write_sample(
+                            out,
+                            name,
+                            "_bucket",
+                            labels,
+                            Some(("le", &bound_text)),
+                            cumulative as f64,
+                        );
+                    }
+                    write_sample(out, name, "_sum", labels, None, h.sum.get());
+                    write_sample(
+                        out,
+                        name,
+                        "_count",
+                        labels,
+                        None,
+                        h.count.load(Ordering::Relaxed) as f64,
+                    );
                 }
             }
         }
@@ -462,6 +580,94 @@ impl Store {
 mod tests {
     use super::*;
 
+    impl Store {
+        /// `update` with statsd_exporter's defaults (help text, default summaries).
+        fn update_default(
+            &self,
+            name: &str,
+            labels: &mut [(&str, &str)],
+            update: Update,
+        ) -> Result<(), Refusal> {
+            self.update(name, labels, update, &Spec::default())
+        }
+    }
+
+    fn histogram_spec(bounds: &[f64]) -> Spec {
+        Spec {
+            help: Arc::from("Request time."),
+            observer: Observer::Histogram(Arc::from(bounds)),
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_inclusive_bounds() {
+        let store = Store::new();
+        let spec = histogram_spec(&[0.1, 1.0]);
+        for (value, weight) in [(0.05, 1), (0.1, 1), (0.5, 2), (7.0, 1)] {
+            store
+                .update(
+                    "rt",
+                    &mut [("a", "b")],
+                    Update::Observe { value, weight },
+                    &spec,
+                )
+                .unwrap();
+        }
+        assert_eq!(
+            rendered(&store),
+            "# HELP rt Request time.\n# TYPE rt histogram\n\
+             rt_bucket{a=\"b\",le=\"0.1\"} 2\n\
+             rt_bucket{a=\"b\",le=\"1\"} 4\n\
+             rt_bucket{a=\"b\",le=\"+Inf\"} 5\n\
+             rt_sum{a=\"b\"} 8.15\n\
+             rt_count{a=\"b\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn histogram_and_summary_of_one_name_conflict() {
+        let store = Store::new();
+        let obs = Update::Observe {
+            value: 1.0,
+            weight: 1,
+        };
+        store
+            .update("t", &mut [], obs, &histogram_spec(&[1.0]))
+            .unwrap();
+        assert_eq!(
+            store.update("t", &mut [("x", "y")], obs, &Spec::default()),
+            Err(Refusal::TypeConflict {
+                existing: Kind::Histogram
+            })
+        );
+        assert_eq!(
+            store.update("h", &mut [("le", "1")], obs, &histogram_spec(&[1.0])),
+            Err(Refusal::ReservedLabel)
+        );
+    }
+
+    #[test]
+    fn family_keeps_the_help_of_its_first_series() {
+        let store = Store::new();
+        let first = Spec {
+            help: Arc::from("First."),
+            ..Spec::default()
+        };
+        let second = Spec {
+            help: Arc::from("Second."),
+            ..Spec::default()
+        };
+        store
+            .update("c", &mut [("a", "1")], Update::Add(1.0), &first)
+            .unwrap();
+        store
+            .update("c", &mut [("a", "2")], Update::Add(1.0), &second)
+            .unwrap();
+        let out = rendered(&store);
+        assert_eq!(out.matches("# HELP").count(), 1);
+        assert!(out.starts_with("# HELP c First.\n"));
+    }
+
     fn rendered(store: &Store) -> String {
         let mut out = String::new();
         store.render(&mut out);
@@ -471,8 +677,12 @@ mod tests {
     #[test]
     fn counters_add_and_keep_their_name() {
         let store = Store::new();
-        store.update("foo", &mut [], Update::Add(2.0)).unwrap();
-        store.update("foo", &mut [], Update::Add(3.5)).unwrap();
+        store
+            .update_default("foo", &mut [], Update::Add(2.0))
+            .unwrap();
+        store
+            .update_default("foo", &mut [], Update::Add(3.5))
+            .unwrap();
         assert_eq!(
             rendered(&store),
             "# HELP foo Metric autogenerated by statsd_exporter.\n# TYPE foo counter\nfoo 5.5\n"
@@ -482,9 +692,15 @@ mod tests {
     #[test]
     fn gauges_set_and_delta() {
         let store = Store::new();
-        store.update("g", &mut [], Update::Set(10.0)).unwrap();
-        store.update("g", &mut [], Update::Delta(-3.0)).unwrap();
-        store.update("g", &mut [], Update::Delta(0.5)).unwrap();
+        store
+            .update_default("g", &mut [], Update::Set(10.0))
+            .unwrap();
+        store
+            .update_default("g", &mut [], Update::Delta(-3.0))
+            .unwrap();
+        store
+            .update_default("g", &mut [], Update::Delta(0.5))
+            .unwrap();
         assert!(rendered(&store).ends_with("\ng 7.5\n"));
     }
 
@@ -492,10 +708,10 @@ mod tests {
     fn label_order_does_not_split_series() {
         let store = Store::new();
         store
-            .update("c", &mut [("b", "2"), ("a", "1")], Update::Add(1.0))
+            .update_default("c", &mut [("b", "2"), ("a", "1")], Update::Add(1.0))
             .unwrap();
         store
-            .update("c", &mut [("a", "1"), ("b", "2")], Update::Add(1.0))
+            .update_default("c", &mut [("a", "1"), ("b", "2")], Update::Add(1.0))
             .unwrap();
         assert_eq!(store.len(), 1);
         assert!(rendered(&store).ends_with("\nc{a=\"1\",b=\"2\"} 2\n"));
@@ -504,16 +720,18 @@ mod tests {
     #[test]
     fn first_type_wins_for_a_name() {
         let store = Store::new();
-        store.update("x", &mut [], Update::Add(1.0)).unwrap();
+        store
+            .update_default("x", &mut [], Update::Add(1.0))
+            .unwrap();
         assert_eq!(
-            store.update("x", &mut [], Update::Set(1.0)),
+            store.update_default("x", &mut [], Update::Set(1.0)),
             Err(Refusal::TypeConflict {
                 existing: Kind::Counter
             })
         );
         // Also for a new label set under the same name.
         assert_eq!(
-            store.update(
+            store.update_default(
                 "x",
                 &mut [("a", "b")],
                 Update::Observe {
@@ -532,12 +750,14 @@ mod tests {
     fn different_label_names_coexist_in_one_family() {
         let store = Store::new();
         store
-            .update("m", &mut [("a", "1")], Update::Add(1.0))
+            .update_default("m", &mut [("a", "1")], Update::Add(1.0))
             .unwrap();
         store
-            .update("m", &mut [("b", "1")], Update::Add(1.0))
+            .update_default("m", &mut [("b", "1")], Update::Add(1.0))
             .unwrap();
-        store.update("m", &mut [], Update::Add(1.0)).unwrap();
+        store
+            .update_default("m", &mut [], Update::Add(1.0))
+            .unwrap();
         let out = rendered(&store);
         assert_eq!(out.matches("# TYPE m counter").count(), 1);
         assert!(
@@ -550,7 +770,7 @@ mod tests {
     fn negative_counter_increments_are_refused() {
         let store = Store::new();
         assert_eq!(
-            store.update("c", &mut [], Update::Add(-1.0)),
+            store.update_default("c", &mut [], Update::Add(-1.0)),
             Err(Refusal::NegativeCounter)
         );
         assert!(store.is_empty());
@@ -560,15 +780,15 @@ mod tests {
     fn reserved_labels_and_empty_names_are_refused() {
         let store = Store::new();
         assert_eq!(
-            store.update("", &mut [], Update::Add(1.0)),
+            store.update_default("", &mut [], Update::Add(1.0)),
             Err(Refusal::EmptyName)
         );
         assert_eq!(
-            store.update("c", &mut [("__name__", "x")], Update::Add(1.0)),
+            store.update_default("c", &mut [("__name__", "x")], Update::Add(1.0)),
             Err(Refusal::ReservedLabel)
         );
         assert_eq!(
-            store.update(
+            store.update_default(
                 "t",
                 &mut [("quantile", "x")],
                 Update::Observe {
@@ -585,7 +805,7 @@ mod tests {
     fn summaries_render_quantiles_sum_and_count() {
         let store = Store::new();
         store
-            .update(
+            .update_default(
                 "bar",
                 &mut [("env", "prod")],
                 Update::Observe {
@@ -608,9 +828,11 @@ mod tests {
     #[test]
     fn families_are_sorted_and_label_values_escaped() {
         let store = Store::new();
-        store.update("zeta", &mut [], Update::Set(1.0)).unwrap();
         store
-            .update("alpha", &mut [("p", "a\"b\\c\nd")], Update::Add(1.0))
+            .update_default("zeta", &mut [], Update::Set(1.0))
+            .unwrap();
+        store
+            .update_default("alpha", &mut [("p", "a\"b\\c\nd")], Update::Add(1.0))
             .unwrap();
         let out = rendered(&store);
         let alpha = out.find("# TYPE alpha").unwrap();
@@ -629,10 +851,10 @@ mod tests {
                     for i in 0..10_000 {
                         let label = format!("{}", i % 7);
                         store
-                            .update("hits", &mut [("k", &label)], Update::Add(1.0))
+                            .update_default("hits", &mut [("k", &label)], Update::Add(1.0))
                             .unwrap();
                         store
-                            .update(
+                            .update_default(
                                 "hits_by_thread",
                                 &mut [("t", &t.to_string())],
                                 Update::Add(0.5),

@@ -1,0 +1,81 @@
+//! The loaded mapping: the compiled [`Mapper`] plus, for each rule, the store [`Spec`] its series are
+//! created with, built once at load so that the hot path converts nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use statsd_mapping::{LoadError, Mapper, Observer as MappingObserver};
+use statsd_store::{DEFAULT_HELP, Observer, Spec, SummaryOptions};
+
+/// A mapping file, compiled and ready for ingest.
+#[derive(Debug)]
+pub struct Mappings {
+    /// The rules.
+    pub mapper: Arc<Mapper>,
+    /// `specs[i]` is rule `i`'s series spec.
+    specs: Vec<Spec>,
+    /// For unmapped metrics.
+    unmapped: Spec,
+}
+
+fn observer(o: &MappingObserver) -> Observer {
+    match o {
+        MappingObserver::Summary(s) => Observer::Summary(Arc::new(SummaryOptions {
+            quantiles: s.quantiles.clone(),
+            max_age: s.max_age,
+            age_buckets: s.age_buckets,
+        })),
+        MappingObserver::Histogram(b) => Observer::Histogram(Arc::from(b.as_slice())),
+    }
+}
+
+impl Mappings {
+    /// Prepares `mapper` for ingest.
+    pub fn new(mapper: Mapper) -> Self {
+        let default_help: Arc<str> = Arc::from(DEFAULT_HELP);
+        let specs = mapper
+            .rules()
+            .iter()
+            .map(|rule| Spec {
+                help: rule
+                    .help
+                    .as_deref()
+                    .map_or_else(|| Arc::clone(&default_help), Arc::from),
+                observer: observer(&rule.observer),
+            })
+            .collect();
+        let unmapped = Spec {
+            help: default_help,
+            observer: observer(&mapper.defaults().observer),
+        };
+        Self {
+            mapper: Arc::new(mapper),
+            specs,
+            unmapped,
+        }
+    }
+
+    /// No mapping file: every metric unmapped, statsd_exporter's defaults.
+    pub fn none() -> Self {
+        Self::new(Mapper::empty())
+    }
+
+    /// Loads `path`, logging the file's warnings.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let mapper = Mapper::from_file(path)?;
+        for warning in mapper.warnings() {
+            tracing::warn!("{warning}");
+        }
+        Ok(Self::new(mapper))
+    }
+
+    /// The spec of rule `rule`.
+    pub fn spec(&self, rule: usize) -> &Spec {
+        self.specs.get(rule).unwrap_or(&self.unmapped)
+    }
+
+    /// The spec of unmapped metrics.
+    pub fn unmapped(&self) -> &Spec {
+        &self.unmapped
+    }
+}
