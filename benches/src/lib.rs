@@ -116,3 +116,79 @@ pub fn dogstatsd_lines() -> Vec<String> {
     lines.push("cache.hit:1|c|@0.1|#env:prod,cache:redis".into());
     lines
 }
+
+/// The StatsD names of the Mastodon corpus, each with the mapping type of its sample.
+pub fn mastodon_names() -> Vec<(String, statsd_mapping::MetricType)> {
+    use statsd_mapping::MetricType;
+    mastodon_lines()
+        .iter()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let ty = match rest.rsplit('|').next()? {
+                "c" => MetricType::Counter,
+                "g" => MetricType::Gauge,
+                _ => MetricType::Observer,
+            };
+            Some((name.to_string(), ty))
+        })
+        .collect()
+}
+
+/// A glob mapping with `rules` rules: the Mastodon globs that fixed-shape names allow (database,
+/// cache, Sidekiq), then filler rules for other applications, which Mastodon names never match but the
+/// matcher must still rule out.
+pub fn glob_mapping(rules: usize) -> String {
+    let mastodon = [
+        (
+            "Mastodon.production.db.tables.*.queries.*.duration",
+            "mastodon_db_operation",
+            "table: \"$1\"\n      operation: \"$2\"",
+        ),
+        (
+            "Mastodon.production.cache.*.duration",
+            "mastodon_cache_duration",
+            "operation: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.*.processing_time",
+            "mastodon_sidekiq_worker_processing_time",
+            "worker: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.*.success",
+            "mastodon_sidekiq_worker_success_total",
+            "worker: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.*.failure",
+            "mastodon_sidekiq_worker_failure_total",
+            "worker: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.queues.*.enqueued",
+            "mastodon_sidekiq_queue_enqueued",
+            "queue: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.queues.*.latency",
+            "mastodon_sidekiq_queue_latency",
+            "queue: \"$1\"",
+        ),
+        (
+            "Mastodon.production.sidekiq.*",
+            "mastodon_sidekiq_$1",
+            "mastodon: sidekiq",
+        ),
+    ];
+    let mut yaml = String::from("mappings:\n");
+    for (i, (m, name, labels)) in mastodon.iter().enumerate().take(rules) {
+        let _ = i;
+        yaml += &format!("  - match: \"{m}\"\n    name: \"{name}\"\n    labels:\n      {labels}\n");
+    }
+    for i in mastodon.len()..rules {
+        yaml += &format!(
+            "  - match: \"app{i}.*.requests.*\"\n    name: \"app{i}_requests\"\n    labels:\n      endpoint: \"$1\"\n      code: \"$2\"\n"
+        );
+    }
+    yaml
+}

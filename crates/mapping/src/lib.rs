@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 pub use cache::{DEFAULT_CACHE_SIZE, MappingCache};
 pub use error::{ErrorKind, LoadError};
@@ -170,11 +170,15 @@ pub struct Mapped {
     pub labels: Vec<(String, String)>,
 }
 
-/// Regex rules, tried in file order after the globs.
+/// Regex rules, tried in file order after the globs: `captures` on each in turn, the first hit wins.
+///
+/// Measured alternatives (community Mastodon mapping, see BENCHMARKS.md): a `RegexSet` finding every
+/// candidate in one pass, an `is_match` pre-check before `captures`, and an ASCII-only twin of each
+/// regex for ASCII names were all no faster: the cost is the winning rule's capture extraction (the
+/// bounded backtracker on `(.+)` groups), which the per-worker cache takes off the hot path.
 #[derive(Debug)]
 struct RegexIndex {
-    set: RegexSet,
-    /// (rule index, compiled regex), in file order; `set` pattern i is `rules[i]`.
+    /// (rule index, compiled regex), in file order.
     rules: Vec<(usize, Regex)>,
 }
 
@@ -607,22 +611,7 @@ impl Mapper {
             });
         }
 
-        let regex = if regex_rules.is_empty() {
-            None
-        } else {
-            let set = RegexSet::new(regex_rules.iter().map(|(_, r)| r.as_str())).map_err(|e| {
-                errors.at(
-                    "mappings",
-                    None,
-                    ErrorKind::Regex,
-                    format!("cannot combine the regex rules: {e}"),
-                )
-            })?;
-            Some(RegexIndex {
-                set,
-                rules: regex_rules,
-            })
-        };
+        let regex = (!regex_rules.is_empty()).then_some(RegexIndex { rules: regex_rules });
         Ok(Self {
             rules,
             glob,
@@ -665,16 +654,16 @@ impl Mapper {
             return Some(rule.expand(group));
         }
         let regex = self.regex.as_ref()?;
-        for i in regex.set.matches(name).iter() {
-            let (index, re) = &regex.rules[i];
+        for (index, re) in &regex.rules {
             let rule = &self.rules[*index];
             if rule.match_metric_type.is_some_and(|t| t != ty) {
                 continue;
             }
-            let Some(caps) = re.captures(name) else {
-                continue;
-            };
-            return Some(rule.expand(|g| caps.get(g).map(|m| m.as_str())));
+            // `captures` fails as fast as `is_match` when there is no match (both start with the same
+            // DFA scan); a separate `is_match` would scan the winner twice.
+            if let Some(caps) = re.captures(name) {
+                return Some(rule.expand(|g| caps.get(g).map(|m| m.as_str())));
+            }
         }
         None
     }
