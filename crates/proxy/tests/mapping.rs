@@ -164,6 +164,10 @@ mappings:
   - match: "empty.*"
     match_type: regex
     name: "$9"
+  - match: "render.time"
+    name: "render_seconds"
+    summary_options:
+      quantiles: [{ quantile: 0.75, error: 0.01 }]
 "#,
     )
     .unwrap();
@@ -180,9 +184,11 @@ mappings:
             "job.duration:5000|ms",
             "job.duration:1|c",
             "empty.x:1|c",
+            "render.time:100|ms",
+            "render.time:300|ms",
         ],
     );
-    let m = wait_for_lines(running.http_addr, 9.0);
+    let m = wait_for_lines(running.http_addr, 11.0);
     let want = [
         (r#"api_requests{endpoint="users",env="from-rule"}"#, 1.0),
         (r#"web_requests{endpoint="home",env="prod"}"#, 1.0),
@@ -197,7 +203,7 @@ mappings:
             r#"statsd_exporter_events_actions_total{action="drop"}"#,
             1.0,
         ),
-        (r#"statsd_exporter_events_actions_total{action="map"}"#, 7.0),
+        (r#"statsd_exporter_events_actions_total{action="map"}"#, 9.0),
         (
             r#"statsd_exporter_events_error_total{reason="empty_metric_name"}"#,
             1.0,
