@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd_line::{Dialects, Parser};
-use statsd_store::Store;
+use statsd_store::{Store, SystemClock};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -47,6 +47,8 @@ pub struct Config {
     pub mapping_config: Option<PathBuf>,
     /// Mapping results cached per receive task (0 disables the cache).
     pub cache_size: usize,
+    /// Series limits and the set window.
+    pub store: statsd_store::Config,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             tcp_max_line: crate::cli::DEFAULT_TCP_MAX_LINE,
             mapping_config: None,
             cache_size: statsd_mapping::DEFAULT_CACHE_SIZE,
+            store: statsd_store::Config::default(),
         }
     }
 }
@@ -172,8 +175,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
         None => Mappings::none(),
     };
-    let store = Arc::new(Store::new());
+    let store = Arc::new(Store::with_config(config.store, Arc::new(SystemClock)));
     let telemetry = Telemetry::new();
+    // Our own metric names are never StatsD series: a scrape never holds two families of one name.
+    store.reserve_names(telemetry.names());
+    telemetry
+        .series_limit
+        .set(i64::try_from(config.store.limits.max_series).unwrap_or(i64::MAX));
     let rules = mappings.mapper.rules().len();
     telemetry
         .loaded_mappings
@@ -231,7 +239,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         telemetry,
         telemetry_path: config.telemetry_path.clone(),
     });
-    tasks.spawn(http::serve(web, state, stopped));
+    tasks.spawn(http::serve(web, state, stopped.clone()));
+    tasks.spawn(sweep(Arc::clone(&store), stopped));
 
     Ok(Running {
         udp_addr,
@@ -306,6 +315,28 @@ impl Signals {
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// How often series TTLs are checked (statsd_exporter checks every second too).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Advances the store's coarse clock and removes expired series, every [`SWEEP_INTERVAL`].
+async fn sweep(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            _ = interval.tick() => {
+                store.tick();
+                let removed = store.expire();
+                if removed > 0 {
+                    tracing::debug!(removed, "expired series");
+                }
+            }
         }
     }
 }

@@ -91,6 +91,21 @@ pub struct Cli {
     #[arg(long = "statsd.cache-type", value_name = "TYPE", default_value = "lru", value_parser = ["lru", "random"])]
     pub cache_type: String,
 
+    /// Most series kept in all (0: unlimited). A sample that would create one more is dropped and counted
+    /// in statsd_proxy_series_limited_total; existing series keep updating. The default fits a large
+    /// Mastodon instance (~10–30k series) with room, and bounds memory on a small VM.
+    #[arg(long = "statsd.max-series", value_name = "N", default_value_t = statsd_store::DEFAULT_MAX_SERIES)]
+    pub max_series: usize,
+
+    /// Most series of one metric name (0: unlimited), so that one runaway label cannot take the whole
+    /// budget.
+    #[arg(long = "statsd.max-series-per-metric", value_name = "N", default_value_t = statsd_store::DEFAULT_MAX_SERIES_PER_METRIC)]
+    pub max_series_per_metric: usize,
+
+    /// Window over which StatsD sets (`|s`) count distinct members (Go duration syntax).
+    #[arg(long = "statsd.set-window", value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub set_window: std::time::Duration,
+
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
           value_parser = ["debug", "info", "warn", "error"])]
@@ -100,6 +115,13 @@ pub struct Cli {
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt",
           value_parser = ["logfmt", "json"])]
     pub log_format: String,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match statsd_mapping::duration::parse(text)? {
+        d if d.is_zero() => Err("the window must be longer than zero".into()),
+        d => Ok(d),
+    }
 }
 
 impl Cli {
@@ -125,6 +147,13 @@ impl Cli {
             tcp_max_line: self.tcp_max_line,
             mapping_config: self.mapping_config.clone(),
             cache_size: self.cache_size,
+            store: statsd_store::Config {
+                limits: statsd_store::Limits {
+                    max_series: self.max_series,
+                    max_series_per_metric: self.max_series_per_metric,
+                },
+                set_window: self.set_window,
+            },
         }
     }
 }

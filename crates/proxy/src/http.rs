@@ -121,6 +121,7 @@ pub fn handle(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 /// so every line counted in this snapshot is already in the store when the store is rendered next.
 /// (Rendering the store first let a scrape count a line whose series it did not show.)
 pub fn render(state: &State) -> String {
+    state.telemetry.set_series(&state.store.len_by_kind());
     let families = state.telemetry.registry.gather();
     let mut own = String::new();
     if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut own) {

@@ -124,15 +124,10 @@ impl Ingest {
         }
         let ty = match sample.kind {
             SampleKind::Counter => MetricType::Counter,
-            SampleKind::Gauge => MetricType::Gauge,
+            // Sets are exposed as gauges, and mapping rules see them as such.
+            SampleKind::Gauge | SampleKind::Set => MetricType::Gauge,
             SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
                 MetricType::Observer
-            }
-            SampleKind::Set => {
-                // Sets get a store of their own in a later change; until then they are refused as
-                // statsd_exporter refuses them.
-                tally.error(Reason::IllegalEvent);
-                return;
             }
         };
         let mappings = &*self.mappings;
@@ -168,6 +163,7 @@ impl Ingest {
             SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),
             SampleKind::Gauge if sample.relative => (Update::Delta(scaled(sample.value)), 1),
             SampleKind::Gauge => (Update::Set(scaled(sample.value)), 1),
+            SampleKind::Set => (Update::Member(sample.raw_value), 1),
             _ => {
                 let weight = sample.repeat();
                 let update = Update::Observe {

@@ -42,11 +42,13 @@ impl Mappings {
                     .as_deref()
                     .map_or_else(|| Arc::clone(&default_help), Arc::from),
                 observer: observer(&rule.observer),
+                ttl: rule.ttl,
             })
             .collect();
         let unmapped = Spec {
             help: default_help,
             observer: observer(&mapper.defaults().observer),
+            ttl: mapper.defaults().ttl,
         };
         Self {
             mapper: Arc::new(mapper),

@@ -3,7 +3,11 @@
 //! Hot-path counts are first summed in a per-packet [`Tally`] and added to the shared counters once per
 //! packet (or TCP read), so receive workers do not fight over the same cache lines for every line.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use statsd_line::Reason;
 use statsd_store::{Kind, Refusal};
 
@@ -14,11 +18,19 @@ pub fn refusal_reason(refusal: Refusal) -> &'static str {
         Refusal::NegativeCounter => "illegal_negative_counter",
         Refusal::EmptyName => "empty_metric_name",
         Refusal::ReservedLabel => "reserved_label_name",
+        Refusal::InvalidLabel => "invalid_label_name",
         Refusal::TypeConflict { .. } => "conflicting_type",
+        Refusal::NameCollision => "conflicting_name",
+        Refusal::HelpConflict => "conflicting_help",
+        Refusal::SeriesLimit { .. } => "series_limit",
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::Counter, Kind::Gauge, Kind::Summary];
+/// The event types of `statsd_exporter_events_total`, in [`Tally::events`] order.
+const EVENT_TYPES: [&str; 4] = ["counter", "gauge", "observer", "set"];
+
+/// How often, at most, the "series limit reached" warning is logged.
+pub const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The self-metrics registry and handles to each counter.
 #[derive(Clone)]
@@ -38,7 +50,16 @@ pub struct Telemetry {
     pub tcp_connection_errors: IntCounter,
     /// `statsd_exporter_tcp_too_long_lines_total`.
     pub tcp_too_long_lines: IntCounter,
-    events: [IntCounter; 3],
+    events: [IntCounter; 4],
+    series_limited: IntCounterVec,
+    /// Refusals since the last limit warning, and when it was logged (ms since `started`).
+    limited_since_warning: Arc<AtomicU64>,
+    last_limit_warning_ms: Arc<AtomicU64>,
+    started: Instant,
+    metrics_by_type: IntGaugeVec,
+    series: IntGauge,
+    /// `statsd_proxy_series_limit`: the configured `--statsd.max-series` (0: unlimited).
+    pub series_limit: IntGauge,
     events_error: IntCounterVec,
     events_conflict: IntCounterVec,
     events_unmapped: IntCounter,
@@ -95,7 +116,38 @@ impl Telemetry {
             "The total number of StatsD events seen.",
             &["type"],
         );
-        let events = KINDS.map(|k| events_vec.with_label_values(&[k.event_type()]));
+        let events = EVENT_TYPES.map(|t| events_vec.with_label_values(&[t]));
+        let series_limited = counter_vec(
+            &r,
+            "statsd_proxy_series_limited_total",
+            "Samples dropped because creating their series would exceed --statsd.max-series or \
+             --statsd.max-series-per-metric (metric_name is empty for names that have no series yet).",
+            &["metric_name"],
+        );
+        let metrics_by_type = IntGaugeVec::new(
+            Opts::new(
+                "statsd_exporter_metrics_total",
+                "The total number of metrics.",
+            ),
+            &["type"],
+        )
+        .expect("static metric name, help and labels are valid");
+        r.register(Box::new(metrics_by_type.clone()))
+            .expect("each self-metric is registered once");
+        for k in Kind::ALL {
+            metrics_by_type.with_label_values(&[k.type_label()]);
+        }
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("static metric name and help are valid");
+            r.register(Box::new(g.clone()))
+                .expect("each self-metric is registered once");
+            g
+        };
+        let series = gauge("statsd_proxy_series", "Series currently held.");
+        let series_limit = gauge(
+            "statsd_proxy_series_limit",
+            "The configured --statsd.max-series (0: unlimited).",
+        );
         let events_error = counter_vec(
             &r,
             "statsd_exporter_events_error_total",
@@ -106,6 +158,7 @@ impl Telemetry {
             "illegal_negative_counter",
             "empty_metric_name",
             "reserved_label_name",
+            "invalid_label_name",
         ] {
             events_error.with_label_values(&[reason]);
         }
@@ -131,6 +184,13 @@ impl Telemetry {
             actions_map: actions.with_label_values(&["map"]),
             actions_drop: actions.with_label_values(&["drop"]),
             loaded_mappings,
+            series_limited,
+            limited_since_warning: Arc::new(AtomicU64::new(0)),
+            last_limit_warning_ms: Arc::new(AtomicU64::new(0)),
+            started: Instant::now(),
+            metrics_by_type,
+            series,
+            series_limit,
             lines: counter(
                 &r,
                 "statsd_exporter_lines_total",
@@ -223,17 +283,71 @@ impl Telemetry {
     }
 
     /// Counts a refused event. Refusals are rare, so they go straight to the shared counters.
+    ///
+    /// Conflicts (type, name collision, help) are counted per metric name, as statsd_exporter does:
+    /// they need an existing family, so their label values are bounded. Series-limit refusals name the
+    /// metric only if it already has series, so a flood of new names cannot grow our own output.
     pub fn refused(&self, refusal: Refusal, kind: Kind, metric_name: &str) {
         match refusal {
-            Refusal::TypeConflict { .. } => self
+            Refusal::TypeConflict { .. } | Refusal::NameCollision | Refusal::HelpConflict => self
                 .events_conflict
                 .with_label_values(&[kind.event_type(), metric_name])
                 .inc(),
+            Refusal::SeriesLimit { family_exists } => {
+                let label = if family_exists { metric_name } else { "" };
+                self.series_limited.with_label_values(&[label]).inc();
+                self.warn_limited(metric_name);
+            }
             other => self
                 .events_error
                 .with_label_values(&[refusal_reason(other)])
                 .inc(),
         }
+    }
+
+    /// Logs "series limit reached" at most once per [`LIMIT_WARNING_INTERVAL`], with the count since.
+    fn warn_limited(&self, example: &str) {
+        let pending = self.limited_since_warning.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_limit_warning_ms.load(Ordering::Relaxed);
+        let interval = u64::try_from(LIMIT_WARNING_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        if (last == 0 || now.saturating_sub(last) >= interval)
+            && self
+                .last_limit_warning_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.limited_since_warning
+                .fetch_sub(pending, Ordering::Relaxed);
+            tracing::warn!(
+                dropped = pending,
+                example_metric = example,
+                "series limit reached: samples that would create new series are dropped \
+                 (see statsd_proxy_series_limited_total; raise --statsd.max-series or \
+                 --statsd.max-series-per-metric if this is expected)"
+            );
+        }
+    }
+
+    /// Publishes the store's series counts (called before each scrape).
+    pub fn set_series(&self, by_kind: &[(Kind, usize)]) {
+        let mut total = 0;
+        for (kind, n) in by_kind {
+            total += n;
+            self.metrics_by_type
+                .with_label_values(&[kind.type_label()])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        self.series.set(i64::try_from(total).unwrap_or(i64::MAX));
+    }
+
+    /// Names of every self-metric family, for the store to refuse to StatsD series.
+    pub fn names(&self) -> Vec<String> {
+        self.registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect()
     }
 }
 
@@ -251,7 +365,7 @@ pub struct Tally {
     /// Malformed tags.
     pub tag_errors: u64,
     /// Events stored, by kind (counter, gauge, observer).
-    pub events: [u64; 3],
+    pub events: [u64; 4],
     /// Samples no rule matched.
     pub unmapped: u64,
     /// Samples a `map` rule matched.
@@ -276,6 +390,7 @@ impl Tally {
             Kind::Counter => 0,
             Kind::Gauge => 1,
             Kind::Summary | Kind::Histogram => 2,
+            Kind::Set => 3,
         };
         self.events[i] += n;
     }

@@ -134,7 +134,6 @@ fn malformed_lines_are_counted_by_reason_and_skipped() {
         (b"container:1|c|#a:b|c:", "malformed_container_id"),
         (b"stamp:1|c|Tnope", "malformed_timestamp"),
         (b"type:1|x", "illegal_event"),
-        (b"set:member|s", "illegal_event"),
     ];
     let datagrams: Vec<&[u8]> = cases.iter().map(|(line, _)| *line).collect();
     send_udp(&running, &datagrams);
@@ -246,71 +245,5 @@ fn http_endpoints() {
         .unwrap();
     assert!(text.contains("\nzipped 1\n"));
     assert_eq!(scrape(addr).get("zipped"), Some(&1.0));
-    stop(rt, running);
-}
-
-/// `promtool check metrics` (Debian package `prometheus`, installed by scripts/test) parses a scrape
-/// holding every kind of series, escaped label values, and our self-metrics. The only findings allowed
-/// are its naming-style lints on StatsD series (counters without `_total`, camelCase from unmapped
-/// names): we keep statsd_exporter's names on purpose. Our own metrics must pass clean.
-#[test]
-fn promtool_accepts_the_exposition() {
-    let promtool = std::process::Command::new("promtool")
-        .arg("--version")
-        .output();
-    assert!(
-        promtool.is_ok_and(|o| o.status.success()),
-        "promtool is missing: install the Debian package `prometheus`, or run ./scripts/test"
-    );
-    let (rt, running) = start(Config::loopback());
-    send_udp(
-        &running,
-        &[
-            b"requests:3|c|#route:/a\"b\\\\c,method:GET",
-            b"requests:1|c",
-            b"temperature:-4.5|g|#room:kitchen",
-            b"latency:12|ms|#route:/home",
-            b"size:1e6|h",
-            b"weird.name-with--dashes:1|c",
-            b"Mastodon.production.web.HomeController.index.html.status.:1|c",
-        ],
-    );
-    wait_for_lines(running.http_addr, 7.0);
-    let body = request(running.http_addr, "GET", "/metrics", &[]).text();
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let findings: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
-    let allowed = |l: &&str| {
-        (l.ends_with("counter metrics should have \"_total\" suffix")
-            || l.ends_with("metric names should be written in 'snake_case' not 'camelCase'"))
-            && !l.starts_with("statsd_exporter_")
-    };
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)) && findings.iter().all(allowed),
-        "promtool rejected the exposition (status {:?}):\n{report}\n--- body ---\n{body}",
-        out.status.code()
-    );
-    // The lint did run: it found our deliberately suffix-less StatsD counters.
-    assert!(
-        findings.iter().any(|l| l.starts_with("requests ")),
-        "{report}"
-    );
     stop(rt, running);
 }

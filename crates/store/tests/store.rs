@@ -1,0 +1,495 @@
+//! The store's specification: golden exposition text, the conflict matrix, TTL on an injected clock,
+//! cardinality limits, sets, and concurrent updates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use statsd_store::{
+    Config, Kind, Limits, ManualClock, Observer, Refusal, Spec, Store, SummaryOptions, Update,
+};
+
+fn render(store: &Store) -> String {
+    let mut out = String::new();
+    store.render(&mut out);
+    out
+}
+
+fn histogram(bounds: &[f64]) -> Spec {
+    Spec {
+        observer: Observer::Histogram(Arc::from(bounds)),
+        ..Spec::default()
+    }
+}
+
+fn help(text: &str) -> Spec {
+    Spec {
+        help: Arc::from(text),
+        ..Spec::default()
+    }
+}
+
+const OBS: Update<'static> = Update::Observe {
+    value: 0.5,
+    weight: 1,
+};
+
+/// Sends one sample of some kind to a name.
+type SendTo<'a> = &'a dyn Fn(&Store, &str) -> Result<(), Refusal>;
+
+/// One of each kind, escaped label values, special values, families sorted by name and series by labels.
+#[test]
+fn golden_exposition() {
+    let store = Store::new();
+    let d = Spec::default();
+    store
+        .update(
+            "requests",
+            &mut [("path", "/a\"b\\c\nd"), ("code", "200")],
+            Update::Add(3.0),
+            &d,
+        )
+        .unwrap();
+    store
+        .update("requests", &mut [("code", "500")], Update::Add(1.0), &d)
+        .unwrap();
+    store
+        .update("requests", &mut [], Update::Add(1e6), &d)
+        .unwrap();
+    store
+        .update(
+            "temperature",
+            &mut [],
+            Update::Set(-4.5),
+            &help("Room temperature."),
+        )
+        .unwrap();
+    store
+        .update("huge", &mut [], Update::Set(f64::MAX), &d)
+        .unwrap();
+    store
+        .update(
+            "latency",
+            &mut [("route", "/")],
+            Update::Observe {
+                value: 0.25,
+                weight: 2,
+            },
+            &d,
+        )
+        .unwrap();
+    store
+        .update(
+            "size",
+            &mut [],
+            Update::Observe {
+                value: 3.0,
+                weight: 1,
+            },
+            &histogram(&[1.0, 5.0]),
+        )
+        .unwrap();
+    store
+        .update("users", &mut [], Update::Member("alice"), &d)
+        .unwrap();
+    store
+        .update("users", &mut [], Update::Member("bob"), &d)
+        .unwrap();
+    store
+        .update("users", &mut [], Update::Member("alice"), &d)
+        .unwrap();
+    let want = include_str!("golden/exposition.txt");
+    assert_eq!(render(&store), want);
+}
+
+/// Every way two families could write the same sample name is refused at ingest, whichever comes
+/// first, and the output stays what it was.
+#[test]
+fn conflict_matrix() {
+    let d = Spec::default();
+    let h = histogram(&[1.0]);
+    let counter = |s: &Store, n: &str| s.update(n, &mut [], Update::Add(1.0), &d);
+    let gauge = |s: &Store, n: &str| s.update(n, &mut [], Update::Set(1.0), &d);
+    let summary = |s: &Store, n: &str| s.update(n, &mut [], OBS, &d);
+    let hist = |s: &Store, n: &str| s.update(n, &mut [], OBS, &h);
+    let cases: Vec<(&str, SendTo<'_>, &str, SendTo<'_>, &str)> = vec![
+        // (first, then) — the second is refused.
+        (
+            "summary x, then counter x_sum",
+            &summary,
+            "x",
+            &counter,
+            "x_sum",
+        ),
+        (
+            "summary x, then gauge x_count",
+            &summary,
+            "x",
+            &gauge,
+            "x_count",
+        ),
+        (
+            "histogram x, then counter x_bucket",
+            &hist,
+            "x",
+            &counter,
+            "x_bucket",
+        ),
+        ("histogram x, then gauge x_sum", &hist, "x", &gauge, "x_sum"),
+        (
+            "histogram x, then counter x_count",
+            &hist,
+            "x",
+            &counter,
+            "x_count",
+        ),
+        (
+            "counter x_sum, then summary x",
+            &counter,
+            "x_sum",
+            &summary,
+            "x",
+        ),
+        (
+            "gauge x_count, then summary x",
+            &gauge,
+            "x_count",
+            &summary,
+            "x",
+        ),
+        (
+            "counter x_bucket, then histogram x",
+            &counter,
+            "x_bucket",
+            &hist,
+            "x",
+        ),
+        ("gauge x_sum, then histogram x", &gauge, "x_sum", &hist, "x"),
+        (
+            "summary x, then histogram x_sum",
+            &summary,
+            "x",
+            &hist,
+            "x_sum",
+        ),
+        (
+            "histogram x_sum, then summary x_sum_bucket",
+            &hist,
+            "x_sum",
+            &summary,
+            "x_sum_bucket",
+        ),
+    ];
+    for (what, first, a, second, b) in cases {
+        let store = Store::new();
+        first(&store, a).unwrap_or_else(|e| panic!("{what}: first refused: {e}"));
+        let before = render(&store);
+        let got = second(&store, b);
+        assert!(
+            matches!(got, Err(Refusal::NameCollision)),
+            "{what}: {got:?}"
+        );
+        assert_eq!(render(&store), before, "{what}: output changed");
+    }
+
+    // Type conflicts: the first type seen for a name wins, for any label set.
+    let kinds: [(&str, SendTo<'_>, Kind); 4] = [
+        ("counter", &counter, Kind::Counter),
+        ("gauge", &gauge, Kind::Gauge),
+        ("summary", &summary, Kind::Summary),
+        ("histogram", &hist, Kind::Histogram),
+    ];
+    for (first_name, first, first_kind) in &kinds {
+        for (second_name, second, _) in &kinds {
+            if first_name == second_name {
+                continue;
+            }
+            let store = Store::new();
+            first(&store, "m").unwrap();
+            assert_eq!(
+                second(&store, "m"),
+                Err(Refusal::TypeConflict {
+                    existing: *first_kind
+                }),
+                "{first_name} then {second_name}"
+            );
+        }
+    }
+
+    // Help mismatch, self-metric names, reserved and invalid labels, empty names.
+    let store = Store::new();
+    store.reserve_names(["statsd_exporter_lines_total"]);
+    store
+        .update(
+            "documented",
+            &mut [("a", "1")],
+            Update::Add(1.0),
+            &help("One."),
+        )
+        .unwrap();
+    assert_eq!(
+        store.update(
+            "documented",
+            &mut [("a", "2")],
+            Update::Add(1.0),
+            &help("Two.")
+        ),
+        Err(Refusal::HelpConflict)
+    );
+    assert_eq!(
+        store.update(
+            "documented",
+            &mut [("a", "1")],
+            Update::Add(1.0),
+            &help("Two.")
+        ),
+        Err(Refusal::HelpConflict)
+    );
+    assert_eq!(
+        counter(&store, "statsd_exporter_lines_total"),
+        Err(Refusal::NameCollision)
+    );
+    assert_eq!(
+        store.update("c", &mut [("__name__", "x")], Update::Add(1.0), &d),
+        Err(Refusal::ReservedLabel)
+    );
+    assert_eq!(
+        store.update("s", &mut [("quantile", "x")], OBS, &d),
+        Err(Refusal::ReservedLabel)
+    );
+    assert_eq!(
+        store.update("h", &mut [("le", "x")], OBS, &h),
+        Err(Refusal::ReservedLabel)
+    );
+    assert_eq!(
+        store.update("c", &mut [("9x", "y")], Update::Add(1.0), &d),
+        Err(Refusal::InvalidLabel)
+    );
+    assert_eq!(
+        store.update("c", &mut [("a-b", "y")], Update::Add(1.0), &d),
+        Err(Refusal::InvalidLabel)
+    );
+    assert_eq!(counter(&store, ""), Err(Refusal::EmptyName));
+    assert_eq!(
+        store.update("c", &mut [], Update::Add(-1.0), &d),
+        Err(Refusal::NegativeCounter)
+    );
+    // A `quantile` label is fine on a counter, `le` on a summary.
+    store
+        .update("c", &mut [("quantile", "x")], Update::Add(1.0), &d)
+        .unwrap();
+    store.update("s", &mut [("le", "x")], OBS, &d).unwrap();
+    assert_eq!(store.len(), 3);
+}
+
+#[test]
+fn different_label_sets_coexist_in_one_family() {
+    let store = Store::new();
+    let d = Spec::default();
+    store
+        .update("m", &mut [("a", "1")], Update::Add(1.0), &d)
+        .unwrap();
+    store
+        .update("m", &mut [("b", "1")], Update::Add(1.0), &d)
+        .unwrap();
+    store.update("m", &mut [], Update::Add(1.0), &d).unwrap();
+    let out = render(&store);
+    assert_eq!(out.matches("# TYPE m counter").count(), 1);
+    assert!(
+        out.ends_with("\nm 1\nm{a=\"1\"} 1\nm{b=\"1\"} 1\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ttl_expires_idle_series_and_forgets_empty_families() {
+    let clock = Arc::new(ManualClock::default());
+    let store = Store::with_config(Config::default(), clock.clone());
+    let ttl = Spec {
+        ttl: Duration::from_secs(30),
+        ..Spec::default()
+    };
+    store
+        .update("short", &mut [("id", "1")], Update::Add(1.0), &ttl)
+        .unwrap();
+    store
+        .update("short", &mut [("id", "2")], Update::Add(1.0), &ttl)
+        .unwrap();
+    store
+        .update("forever", &mut [], Update::Add(1.0), &Spec::default())
+        .unwrap();
+
+    clock.advance(Duration::from_secs(20));
+    store.tick();
+    store
+        .update("short", &mut [("id", "2")], Update::Add(1.0), &ttl)
+        .unwrap(); // refreshes id=2
+    assert_eq!(store.expire(), 0);
+
+    clock.advance(Duration::from_secs(15)); // id=1 idle 35 s, id=2 idle 15 s
+    store.tick();
+    assert_eq!(store.expire(), 1);
+    let out = render(&store);
+    assert!(!out.contains("id=\"1\""), "{out}");
+    assert!(out.contains("short{id=\"2\"} 2\n"), "{out}");
+
+    clock.advance(Duration::from_secs(31));
+    store.tick();
+    assert_eq!(store.expire(), 1);
+    assert_eq!(store.len(), 1);
+    assert!(!render(&store).contains("short"));
+    // The family's type is forgotten: the name may now be a gauge.
+    store
+        .update("short", &mut [], Update::Set(7.0), &Spec::default())
+        .unwrap();
+    assert!(render(&store).contains("# TYPE short gauge\nshort 7\n"));
+}
+
+#[test]
+fn limits_refuse_new_series_and_keep_updating_existing_ones() {
+    let config = Config {
+        limits: Limits {
+            max_series: 5,
+            max_series_per_metric: 3,
+        },
+        ..Config::default()
+    };
+    let store = Store::with_config(config, Arc::new(ManualClock::default()));
+    let d = Spec::default();
+    for i in 0..3 {
+        store
+            .update("a", &mut [("i", &i.to_string())], Update::Add(1.0), &d)
+            .unwrap();
+    }
+    assert_eq!(
+        store.update("a", &mut [("i", "3")], Update::Add(1.0), &d),
+        Err(Refusal::SeriesLimit {
+            family_exists: true
+        })
+    );
+    store.update("b", &mut [], Update::Add(1.0), &d).unwrap();
+    store.update("c", &mut [], Update::Add(1.0), &d).unwrap();
+    assert_eq!(store.len(), 5);
+    assert_eq!(
+        store.update("d", &mut [], Update::Add(1.0), &d),
+        Err(Refusal::SeriesLimit {
+            family_exists: false
+        })
+    );
+    assert_eq!(
+        store.update("c", &mut [("x", "y")], Update::Add(1.0), &d),
+        Err(Refusal::SeriesLimit {
+            family_exists: true
+        })
+    );
+    // Existing series keep updating.
+    store
+        .update("a", &mut [("i", "0")], Update::Add(1.0), &d)
+        .unwrap();
+    assert!(render(&store).contains("a{i=\"0\"} 2\n"));
+    assert_eq!(store.len(), 5);
+}
+
+#[test]
+fn sets_count_distinct_members() {
+    let store = Store::new();
+    let d = Spec::default();
+    for m in ["a", "b", "a", "c"] {
+        store
+            .update("visitors", &mut [("page", "home")], Update::Member(m), &d)
+            .unwrap();
+    }
+    assert!(render(&store).contains("# TYPE visitors gauge\nvisitors{page=\"home\"} 3\n"));
+    assert_eq!(
+        store.update("visitors", &mut [("page", "home")], Update::Set(1.0), &d),
+        Err(Refusal::TypeConflict {
+            existing: Kind::Set
+        })
+    );
+}
+
+#[test]
+fn summaries_use_their_spec_options() {
+    let store = Store::new();
+    let spec = Spec {
+        observer: Observer::Summary(Arc::new(SummaryOptions {
+            quantiles: vec![(0.75, 0.01)],
+            ..SummaryOptions::default()
+        })),
+        ..Spec::default()
+    };
+    for v in [1.0, 2.0, 3.0, 4.0] {
+        store
+            .update(
+                "t",
+                &mut [],
+                Update::Observe {
+                    value: v,
+                    weight: 1,
+                },
+                &spec,
+            )
+            .unwrap();
+    }
+    let out = render(&store);
+    assert!(out.contains("t{quantile=\"0.75\"} 3\n"), "{out}");
+    assert!(!out.contains("quantile=\"0.5\""));
+}
+
+#[test]
+fn concurrent_updates_add_up_exactly() {
+    let store = Arc::new(Store::new());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let d = Spec::default();
+                let h = histogram(&[1.0]);
+                for i in 0..10_000 {
+                    let label = format!("{}", i % 7);
+                    store
+                        .update("hits", &mut [("k", &label)], Update::Add(1.0), &d)
+                        .unwrap();
+                    store
+                        .update(
+                            "lat",
+                            &mut [("k", &label)],
+                            Update::Observe {
+                                value: 0.5,
+                                weight: 2,
+                            },
+                            &h,
+                        )
+                        .unwrap();
+                    store
+                        .update(
+                            "per_thread",
+                            &mut [("t", &t.to_string())],
+                            Update::Add(0.5),
+                            &d,
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let out = render(&store);
+    let sum = |prefix: &str| -> f64 {
+        out.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("hits{"), 40_000.0);
+    assert_eq!(sum("lat_count{"), 80_000.0);
+    assert_eq!(
+        sum("lat_bucket{k=\"3\",le=\"+Inf\"}"),
+        sum("lat_count{k=\"3\"}")
+    );
+    assert_eq!(out.matches("per_thread{").count(), 4);
+    assert!(out.contains("per_thread{t=\"3\"} 5000\n"));
+    assert_eq!(store.len(), 7 + 7 + 4);
+}
