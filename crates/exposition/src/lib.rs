@@ -164,6 +164,27 @@ pub fn write_value(out: &mut String, v: f64) {
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
         return;
     }
+    // Fast path: an integer below 1e6 in magnitude is written as plain digits by Go's %g too (the
+    // exponent form starts at 1e+06). Counters and counts are mostly such integers.
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        let mut n = v.abs() as u32;
+        let mut digits = [0u8; 7];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0.0 {
+            out.push('-');
+        }
+        // The bytes are ASCII digits.
+        out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+        return;
+    }
     let mut s = Scratch {
         buf: [0; 32],
         len: 0,
@@ -261,6 +282,10 @@ mod tests {
     // Expected strings are what Go's strconv.FormatFloat(v, 'g', -1, 64) prints.
     values! {
         integer: 2.0 => "2",
+        largest_plain_integer: 999999.0 => "999999",
+        negative_integer: -42.0 => "-42",
+        integer_at_exponent_boundary: 1000000.0 => "1e+06",
+        integer_above_boundary: 1234567.0 => "1.234567e+06",
         fraction: 0.25 => "0.25",
         negative: -1.5 => "-1.5",
         hundred: 100.0 => "100",

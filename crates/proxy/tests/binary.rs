@@ -14,6 +14,7 @@ use common::{WAIT_LIMIT, wait_for_lines};
 struct Proxy {
     child: Child,
     udp: SocketAddr,
+    tcp: SocketAddr,
     http: SocketAddr,
 }
 
@@ -47,8 +48,8 @@ fn spawn(extra: &[&str]) -> Proxy {
             }
         }
     });
-    let (mut udp, mut http) = (None, None);
-    while udp.is_none() || http.is_none() {
+    let (mut udp, mut tcp, mut http) = (None, None, None);
+    while udp.is_none() || tcp.is_none() || http.is_none() {
         let line = rx
             .recv_timeout(WAIT_LIMIT)
             .expect("the proxy logs its listen addresses");
@@ -59,6 +60,8 @@ fn spawn(extra: &[&str]) -> Proxy {
             .and_then(|a| a.parse::<SocketAddr>().ok());
         if line.contains("StatsD on UDP") {
             udp = address;
+        } else if line.contains("StatsD on TCP") {
+            tcp = address;
         } else if line.contains("metrics over HTTP") {
             http = address;
         }
@@ -66,6 +69,7 @@ fn spawn(extra: &[&str]) -> Proxy {
     Proxy {
         child,
         udp: udp.unwrap(),
+        tcp: tcp.unwrap(),
         http: http.unwrap(),
     }
 }
@@ -211,4 +215,72 @@ fn check_config_reports_file_line_and_column() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 12 mapping rules"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The RSS of a process in KiB, from /proc (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+/// A flood of 1M distinct names with `--statsd.max-series=100000`: 100000 series are kept, the other
+/// 900000 samples are counted, our own output does not grow with them, and memory stays bounded.
+#[test]
+fn a_flood_of_new_names_is_capped() {
+    use std::io::Write as _;
+    const NAMES: usize = 1_000_000;
+    let proxy = spawn(&["--statsd.max-series=100000"]);
+    let before = rss_kib(proxy.child.id());
+    let mut stream = std::net::TcpStream::connect(proxy.tcp).expect("connect over TCP");
+    let mut batch = String::with_capacity(1 << 20);
+    for i in 0..NAMES {
+        batch.push_str(&format!("flood.name_{i}:1|c\n"));
+        if batch.len() > (1 << 20) - 64 {
+            stream.write_all(batch.as_bytes()).unwrap();
+            batch.clear();
+        }
+    }
+    stream.write_all(batch.as_bytes()).unwrap();
+    drop(stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let m = loop {
+        let m = common::scrape(proxy.http);
+        if m.get("statsd_exporter_lines_total").copied().unwrap_or(0.0) >= NAMES as f64 {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood was not processed in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let after = rss_kib(proxy.child.id());
+    assert_eq!(m.get("statsd_proxy_series"), Some(&100_000.0));
+    assert_eq!(
+        m.get("statsd_exporter_metrics_total{type=\"counter\"}"),
+        Some(&100_000.0)
+    );
+    assert_eq!(
+        m.get("statsd_proxy_series_limited_total{metric_name=\"\"}"),
+        Some(&900_000.0)
+    );
+    assert_eq!(
+        m.get("statsd_exporter_events_total{type=\"counter\"}"),
+        Some(&100_000.0)
+    );
+    let limited_series = m
+        .keys()
+        .filter(|k| k.starts_with("statsd_proxy_series_limited_total"))
+        .count();
+    assert_eq!(limited_series, 1, "refusals of new names share one series");
+    eprintln!(
+        "RSS before {before} KiB, after {after} KiB ({} bytes per kept series)",
+        (after - before) * 1024 / 100_000
+    );
+    assert!(after < 256 * 1024, "RSS {after} KiB after the flood");
 }

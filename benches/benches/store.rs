@@ -1,0 +1,148 @@
+//! The series store: updates of existing series (1 and 2 threads) and scrape rendering (10k, 100k, 1M
+//! series). `cargo bench -p statsd-benches --bench store`; see BENCHMARKS.md for the figures.
+//!
+//! Series shape: counters in 100 families (`metric_0` … `metric_99`), two labels each
+//! (`controller`, `action`), the shape of Mastodon's controller metrics.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use statsd_store::{Config, Limits, Spec, Store, SystemClock, Update};
+
+const FAMILIES: usize = 100;
+
+fn label_values(i: usize) -> (String, String) {
+    (
+        format!("Api.V1.Controller{}", i / 7),
+        format!("action{}", i % 7),
+    )
+}
+
+fn filled(series: usize) -> Store {
+    filled_with(series, |_| Update::Add(1.0))
+}
+
+fn filled_with(series: usize, update: impl Fn(usize) -> Update<'static>) -> Store {
+    let config = Config {
+        limits: Limits {
+            max_series: 0,
+            max_series_per_metric: 0,
+        },
+        ..Config::default()
+    };
+    let store = Store::with_config(config, Arc::new(SystemClock));
+    let spec = Spec::default();
+    for i in 0..series {
+        let (c, a) = label_values(i / FAMILIES);
+        let name = format!("metric_{}", i % FAMILIES);
+        store
+            .update(
+                &name,
+                &mut [("controller", &c), ("action", &a)],
+                update(i),
+                &spec,
+            )
+            .expect("within limits");
+    }
+    store
+}
+
+/// Updates `n` times, cycling over `keys`, and returns the time taken.
+fn run(store: &Store, keys: &[(String, String, String)], n: usize, spec: &Spec) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (name, c, a) = &keys[i % keys.len()];
+        let _ = store.update(
+            black_box(name),
+            &mut [("controller", c), ("action", a)],
+            Update::Add(1.0),
+            spec,
+        );
+    }
+    start.elapsed()
+}
+
+fn updates(c: &mut Criterion) {
+    let store = Arc::new(filled(10_000));
+    let keys: Arc<Vec<(String, String, String)>> = Arc::new(
+        (0..10_000)
+            .map(|i| {
+                let (c, a) = label_values(i / FAMILIES);
+                (format!("metric_{}", i % FAMILIES), c, a)
+            })
+            .collect(),
+    );
+    let mut group = c.benchmark_group("store_update");
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        group.bench_function(
+            BenchmarkId::new("existing_counter", format!("{threads}_threads")),
+            |b| {
+                b.iter_custom(|iters| {
+                    let per_thread = iters as usize;
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let store = Arc::clone(&store);
+                            let keys = Arc::clone(&keys);
+                            std::thread::spawn(move || {
+                                // Each thread walks the series from a different offset.
+                                let mine: Vec<_> = keys
+                                    .iter()
+                                    .cycle()
+                                    .skip(t * 5000)
+                                    .take(keys.len())
+                                    .cloned()
+                                    .collect();
+                                run(&store, &mine, per_thread, &Spec::default())
+                            })
+                        })
+                        .collect();
+                    // Wall time of the slowest thread: `threads` updates happen per iteration.
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("bench thread"))
+                        .max()
+                        .unwrap_or_default()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_render");
+    group.sample_size(10);
+    for series in [10_000usize, 100_000, 1_000_000] {
+        let store = filled(series);
+        let mut out = String::with_capacity(series * 80);
+        store.render(&mut out); // sorts each family once
+        group.throughput(Throughput::Elements(series as u64));
+        group.bench_function(BenchmarkId::from_parameter(series), |b| {
+            b.iter(|| {
+                out.clear();
+                store.render(&mut out);
+                out.len()
+            })
+        });
+    }
+    // Fractional values take the general float-formatting path (integers below 1e6 have a fast one).
+    let series = 100_000;
+    let store = filled_with(series, |i| Update::Set(0.25 + i as f64 * 1e-3));
+    let mut out = String::with_capacity(series * 80);
+    store.render(&mut out);
+    group.throughput(Throughput::Elements(series as u64));
+    group.bench_function("100000_fractional_gauges", |b| {
+        b.iter(|| {
+            out.clear();
+            store.render(&mut out);
+            out.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, updates, render);
+criterion_main!(benches);
