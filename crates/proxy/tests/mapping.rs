@@ -246,3 +246,35 @@ fn a_bad_mapping_file_never_starts_the_proxy() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A rule's `ttl` reaches the store: an idle series disappears from /metrics (the sweeper runs every
+/// second), a series without TTL stays, and the expired name can come back.
+#[test]
+fn ttl_from_the_mapping_expires_idle_series() {
+    let dir = std::env::temp_dir().join(format!("statsd-proxy-ttl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ttl.yaml");
+    std::fs::write(&file, "mappings:\n  - match: \"short.*\"\n    name: \"short_lived\"\n    ttl: 200ms\n    labels: { id: \"$1\" }\n").unwrap();
+    let (rt, running) = start_with(file, 1000);
+    send(&running, &["short.a:1|c", "long.lived:1|c"]);
+    let m = wait_for_lines(running.http_addr, 2.0);
+    assert_eq!(m.get(r#"short_lived{id="a"}"#), Some(&1.0));
+    let gone = common::scrape_until(running.http_addr, "the idle series to expire", |m| {
+        !m.contains_key(r#"short_lived{id="a"}"#)
+    });
+    assert_eq!(
+        gone.get("long_lived"),
+        Some(&1.0),
+        "series without TTL stay"
+    );
+    assert_eq!(gone.get("statsd_proxy_series"), Some(&1.0));
+    send(&running, &["short.a:5|c"]);
+    let back = wait_for_lines(running.http_addr, 3.0);
+    assert_eq!(
+        back.get(r#"short_lived{id="a"}"#),
+        Some(&5.0),
+        "a new series starts from zero"
+    );
+    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    std::fs::remove_dir_all(&dir).ok();
+}
