@@ -1,11 +1,12 @@
 //! The command line, with statsd_exporter's flag names and defaults so existing units keep starting.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use statsd_line::Dialects;
 
-use crate::app::Config;
+use crate::app::{Config, MappingSource, RelayConfig};
 
 /// Default StatsD UDP and TCP listen address (every interface, IPv4 and IPv6).
 pub const DEFAULT_STATSD_ADDRESS: &str = ":9125";
@@ -16,7 +17,7 @@ pub const DEFAULT_TCP_MAX_LINE: usize = 4096;
 
 /// StatsD to Prometheus translating proxy: a drop-in replacement for prometheus/statsd_exporter.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "statsd-proxy", version, about, long_about = None)]
+#[command(name = "statsd-proxy", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// The UDP address on which to receive StatsD metric lines ("" disables it; ":9125" means every
     /// interface, IPv4 and IPv6).
@@ -91,6 +92,99 @@ pub struct Cli {
     #[arg(long = "statsd.cache-type", value_name = "TYPE", default_value = "lru", value_parser = ["lru", "random"])]
     pub cache_type: String,
 
+    /// The Unixgram socket path to receive StatsD metric lines in datagrams ("" disables it). A stale
+    /// socket file from a previous run is replaced; any other file there is an error.
+    #[arg(
+        long = "statsd.listen-unixgram",
+        value_name = "PATH",
+        default_value = ""
+    )]
+    pub listen_unixgram: String,
+
+    /// The permission mode of the unix socket (octal).
+    #[arg(long = "statsd.unixsocket-mode", value_name = "MODE", default_value = "755", value_parser = parse_mode)]
+    pub unixsocket_mode: u32,
+
+    /// Size in bytes of the kernel receive buffer of the UDP and unixgram sockets (SO_RCVBUF). The kernel
+    /// caps it at net.core.rmem_max.
+    #[arg(long = "statsd.read-buffer", value_name = "BYTES")]
+    pub read_buffer: Option<usize>,
+
+    /// UDP receive worker threads, all draining the same socket (default: the number of cores).
+    #[arg(long = "statsd.udp-workers", value_name = "N")]
+    pub udp_workers: Option<usize>,
+
+    /// Most TCP connections open at once; further ones are closed at once and counted (0: unlimited).
+    #[arg(long = "statsd.tcp-max-connections", value_name = "N", default_value_t = crate::app::DEFAULT_TCP_MAX_CONNECTIONS)]
+    pub tcp_max_connections: usize,
+
+    /// Close a TCP connection idle this long (Go duration; 0 never closes).
+    #[arg(long = "statsd.tcp-idle-timeout", value_name = "DURATION", default_value = "15m", value_parser = parse_duration_or_zero)]
+    pub tcp_idle_timeout: Duration,
+
+    /// Serve PUT/POST /-/reload (reload the mapping) and /-/quit (stop).
+    #[arg(long = "web.enable-lifecycle", action = ArgAction::SetTrue, overrides_with = "no_enable_lifecycle")]
+    pub enable_lifecycle: bool,
+    /// Do not serve /-/reload and /-/quit (the default).
+    #[arg(long = "no-web.enable-lifecycle", action = ArgAction::SetTrue, overrides_with = "enable_lifecycle")]
+    pub no_enable_lifecycle: bool,
+
+    /// The UDP relay target address (host:port): received lines are forwarded there.
+    #[arg(long = "statsd.relay.address", value_name = "HOST:PORT")]
+    pub relay_address: Option<String>,
+
+    /// Maximum relay output packet length, to avoid fragmentation.
+    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = crate::relay::DEFAULT_PACKET_LENGTH)]
+    pub relay_packet_length: usize,
+
+    /// Accepted for compatibility, no effect: there is no event queue (samples go to the store as they
+    /// are parsed).
+    #[arg(
+        long = "statsd.event-queue-size",
+        value_name = "N",
+        default_value_t = 10000
+    )]
+    pub event_queue_size: u64,
+
+    /// Accepted for compatibility, no effect: there is no event queue.
+    #[arg(
+        long = "statsd.event-flush-threshold",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    pub event_flush_threshold: u64,
+
+    /// Accepted for compatibility, no effect: there is no event queue.
+    #[arg(
+        long = "statsd.event-flush-interval",
+        value_name = "DURATION",
+        default_value = "200ms"
+    )]
+    pub event_flush_interval: String,
+
+    /// Accepted for compatibility, no effect: receive workers parse datagrams where they land, with no
+    /// packet queue in between.
+    #[arg(
+        long = "statsd.udp-packet-queue-size",
+        value_name = "N",
+        default_value_t = 10000
+    )]
+    pub udp_packet_queue_size: u64,
+
+    /// Accepted for compatibility, no effect: there is no FSM to dump (globs are matched by a trie;
+    /// `--check-config` reports what a mapping file holds).
+    #[arg(long = "debug.dump-fsm", value_name = "PATH", default_value = "")]
+    pub dump_fsm: String,
+
+    /// Not supported: TLS and basic auth (exporter-toolkit web config). Given a file, the proxy refuses
+    /// to start rather than serve without the protection the file asks for.
+    #[arg(long = "web.config.file", value_name = "FILE", default_value = "")]
+    pub web_config_file: String,
+
+    /// Not supported: systemd socket activation. Given, the proxy refuses to start.
+    #[arg(long = "web.systemd-socket")]
+    pub web_systemd_socket: bool,
+
     /// Most series kept in all (0: unlimited). A sample that would create one more is dropped and counted
     /// in statsd_proxy_series_limited_total; existing series keep updating. The default fits a large
     /// Mastodon instance (~10–30k series) with room, and bounds memory on a small VM.
@@ -117,6 +211,17 @@ pub struct Cli {
     pub log_format: String,
 }
 
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal permission mode like 755"))
+}
+
+fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    statsd_mapping::duration::parse(text)
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     match statsd_mapping::duration::parse(text)? {
         d if d.is_zero() => Err("the window must be longer than zero".into()),
@@ -135,17 +240,66 @@ impl Cli {
         }
     }
 
+    /// Flags that cannot be honoured: refuse to start rather than run differently than asked.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        if !self.web_config_file.is_empty() {
+            return Some(
+                "--web.config.file (TLS and basic auth) is not supported yet: remove it, or put a TLS-terminating proxy in front",
+            );
+        }
+        if self.web_systemd_socket {
+            return Some("--web.systemd-socket is not supported yet: use --web.listen-address");
+        }
+        None
+    }
+
+    /// Flags accepted for compatibility that change nothing here, with their values (for a debug log).
+    pub fn without_effect(&self) -> Vec<String> {
+        let mut notes = vec![
+            format!("--statsd.event-queue-size={}", self.event_queue_size),
+            format!(
+                "--statsd.event-flush-threshold={}",
+                self.event_flush_threshold
+            ),
+            format!(
+                "--statsd.event-flush-interval={}",
+                self.event_flush_interval
+            ),
+            format!(
+                "--statsd.udp-packet-queue-size={}",
+                self.udp_packet_queue_size
+            ),
+            format!("--statsd.cache-type={}", self.cache_type),
+        ];
+        if !self.dump_fsm.is_empty() {
+            notes.push(format!("--debug.dump-fsm={}", self.dump_fsm));
+        }
+        notes
+    }
+
     /// The application configuration these flags describe.
     pub fn config(&self) -> Config {
         let optional = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Config {
             listen_udp: optional(&self.listen_udp),
             listen_tcp: optional(&self.listen_tcp),
+            listen_unixgram: optional(&self.listen_unixgram).map(PathBuf::from),
+            unixsocket_mode: self.unixsocket_mode,
             web_listen_address: self.web_listen_address.clone(),
             telemetry_path: self.telemetry_path.clone(),
+            enable_lifecycle: self.enable_lifecycle && !self.no_enable_lifecycle,
             dialects: self.dialects(),
             tcp_max_line: self.tcp_max_line,
-            mapping_config: self.mapping_config.clone(),
+            tcp_max_connections: self.tcp_max_connections,
+            tcp_idle_timeout: self.tcp_idle_timeout,
+            read_buffer: self.read_buffer,
+            udp_workers: self
+                .udp_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            mapping: match &self.mapping_config {
+                Some(path) => MappingSource::File(path.clone()),
+                None => MappingSource::None,
+            },
             cache_size: self.cache_size,
             store: statsd_store::Config {
                 limits: statsd_store::Limits {
@@ -154,6 +308,10 @@ impl Cli {
                 },
                 set_window: self.set_window,
             },
+            relay: self.relay_address.as_ref().map(|address| RelayConfig {
+                address: address.clone(),
+                packet_length: self.relay_packet_length,
+            }),
         }
     }
 }

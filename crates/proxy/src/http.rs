@@ -1,8 +1,10 @@
-//! The HTTP endpoint: the scrape path, a landing page, and health checks.
+//! The HTTP endpoint: the scrape path, a landing page, health and readiness, and (with
+//! `--web.enable-lifecycle`) reload and quit.
 
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,30 +14,25 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use statsd_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::telemetry::Telemetry;
+use crate::app::Shared;
 
-/// What request handlers read.
-#[derive(Debug)]
-pub struct State {
-    /// The series to expose.
-    pub store: Arc<Store>,
-    /// Our own metrics, appended to every scrape.
-    pub telemetry: Telemetry,
-    /// The scrape path (`--web.telemetry-path`).
-    pub telemetry_path: String,
-}
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Accepts HTTP connections until `stop` fires.
-pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+/// Connections in progress are finished (gracefully) before this returns, so a response such as
+/// `/-/quit`'s is delivered before the process exits.
+pub async fn serve(listener: TcpListener, state: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
             accepted = listener.accept() => accepted,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, _) = match accepted {
             Ok(conn) => conn,
@@ -46,10 +43,10 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Re
         };
         let state = Arc::clone(&state);
         let mut stop = stop.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
@@ -66,6 +63,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Re
             }
         });
     }
+    while connections.join_next().await.is_some() {}
 }
 
 fn text(
@@ -81,17 +79,25 @@ fn text(
     response
 }
 
+fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        TEXT,
+        format!("Allowed: {allowed}.\n"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    r
+}
+
 /// Routes one request.
-pub fn handle(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(state: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "Only GET and HEAD are allowed here.\n",
-        );
-    }
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path {
+        if !read_only {
+            return method_not_allowed("GET, HEAD");
+        }
         let gzip = req
             .headers()
             .get(header::ACCEPT_ENCODING)
@@ -100,18 +106,41 @@ pub fn handle(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return metrics(state, gzip);
     }
     match path {
+        "/" | "/-/healthy" | "/-/ready" if !read_only => method_not_allowed("GET, HEAD"),
         "/" => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(&state.telemetry_path),
+            landing_page(state),
         ),
-        "/-/healthy" => text(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
-        "/-/ready" => text(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
-        _ => text(
+        "/-/healthy" => text(StatusCode::OK, TEXT, "OK\n"),
+        "/-/ready" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, TEXT, "OK\n"),
+        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Not ready.\n"),
+        "/-/reload" | "/-/quit" if !state.enable_lifecycle => text(
             StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "Not found.\n",
+            TEXT,
+            "Lifecycle endpoints are off: start with --web.enable-lifecycle.\n",
         ),
+        "/-/reload" | "/-/quit" if !matches!(*req.method(), Method::PUT | Method::POST) => {
+            method_not_allowed("PUT, POST")
+        }
+        "/-/reload" => match state.reload().await {
+            Ok(rules) => text(
+                StatusCode::OK,
+                TEXT,
+                format!("Reloaded: {rules} mapping rules.\n"),
+            ),
+            // statsd_exporter answers 200 either way; a failed reload deserves a failure status.
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("Reload failed; the previous mapping stays in use.\n{e}\n"),
+            ),
+        },
+        "/-/quit" => {
+            state.quit.notify_one();
+            text(StatusCode::OK, TEXT, "Requesting termination... Goodbye!\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, TEXT, "Not found.\n"),
     }
 }
 
@@ -120,8 +149,9 @@ pub fn handle(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 /// Our metrics are *gathered* first: a receive task updates the store before it publishes its counts,
 /// so every line counted in this snapshot is already in the store when the store is rendered next.
 /// (Rendering the store first let a scrape count a line whose series it did not show.)
-pub fn render(state: &State) -> String {
+pub fn render(state: &Shared) -> String {
     state.telemetry.set_series(&state.store.len_by_kind());
+    state.update_kernel_drops();
     let families = state.telemetry.registry.gather();
     let mut own = String::new();
     if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut own) {
@@ -134,7 +164,7 @@ pub fn render(state: &State) -> String {
     body
 }
 
-fn metrics(state: &State, gzip: bool) -> Response<Full<Bytes>> {
+fn metrics(state: &Shared, gzip: bool) -> Response<Full<Bytes>> {
     let body = render(state);
     if gzip {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -151,22 +181,32 @@ fn metrics(state: &State, gzip: bool) -> Response<Full<Bytes>> {
     text(StatusCode::OK, statsd_exposition::CONTENT_TYPE, body)
 }
 
-fn landing_page(telemetry_path: &str) -> String {
-    let mut escaped = String::new();
-    for c in telemetry_path.chars() {
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
         match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            c => escaped.push(c),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
         }
     }
+    out
+}
+
+fn landing_page(state: &Shared) -> String {
+    let path = escape_html(&state.telemetry_path);
+    let lifecycle = if state.enable_lifecycle {
+        "<li>POST <code>/-/reload</code> reloads the mapping; POST <code>/-/quit</code> stops the proxy.</li>\n"
+    } else {
+        ""
+    };
     format!(
         "<!DOCTYPE html>\n<html><head><title>statsd-proxy</title></head><body>\n\
          <h1>statsd-proxy</h1>\n<p>StatsD to Prometheus translating proxy.</p>\n\
-         <ul><li><a href=\"{escaped}\">Metrics</a></li>\n\
-         <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\n\
+         <ul><li><a href=\"{path}\">Metrics</a></li>\n\
+         <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li>\n{lifecycle}</ul>\n\
          </body></html>\n"
     )
 }

@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use smallvec::SmallVec;
 use statsd_line::{Line, Parser, Reason, Sample, SampleKind, escape_name_into};
 use statsd_mapping::{Action, MappingCache, MetricType};
 use statsd_store::{Store, Update};
 
 use crate::mappings::Mappings;
+use crate::relay::RelayQueue;
 use crate::telemetry::{Tally, Telemetry};
 
 /// Labels of one sample: tags and mapping labels merged, on the stack for up to 8.
@@ -23,7 +26,9 @@ type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
 #[derive(Debug, Clone)]
 pub struct Ingest {
     parser: Parser,
-    mappings: Arc<Mappings>,
+    /// Swapped whole on reload; each line reads the current one.
+    mappings: Arc<ArcSwap<Mappings>>,
+    relay: Option<RelayQueue>,
     store: Arc<Store>,
     telemetry: Telemetry,
     cache_size: usize,
@@ -36,6 +41,9 @@ pub struct Scratch {
     name: String,
     cache: MappingCache,
     tally: Tally,
+    /// Lines to relay, `\n`-terminated, handed over at [`Ingest::publish`].
+    relay: Vec<u8>,
+    relay_lines: u64,
 }
 
 impl Scratch {
@@ -45,6 +53,8 @@ impl Scratch {
             name: String::new(),
             cache: MappingCache::new(cache_size),
             tally: Tally::default(),
+            relay: Vec::new(),
+            relay_lines: 0,
         }
     }
 }
@@ -54,14 +64,16 @@ impl Ingest {
     /// each receive task caches up to `cache_size` mapping results.
     pub fn new(
         parser: Parser,
-        mappings: Arc<Mappings>,
+        mappings: Arc<ArcSwap<Mappings>>,
         store: Arc<Store>,
         telemetry: Telemetry,
         cache_size: usize,
+        relay: Option<RelayQueue>,
     ) -> Self {
         Self {
             parser,
             mappings,
+            relay,
             store,
             telemetry,
             cache_size,
@@ -75,14 +87,24 @@ impl Ingest {
 
     /// Handles one packet (one or more `\n`-separated lines) and publishes its counts.
     pub fn packet(&self, packet: &[u8], scratch: &mut Scratch) {
+        self.lines_of(packet, scratch);
+        self.publish(scratch);
+    }
+
+    /// Handles the lines of one packet, counting into `scratch` (see [`Ingest::publish`]).
+    pub fn lines_of(&self, packet: &[u8], scratch: &mut Scratch) {
         for line in statsd_line::lines(packet) {
             self.line(line, scratch);
         }
-        self.telemetry.flush(&mut scratch.tally);
     }
 
     /// Handles one line (no newline), counting into `scratch` (published by [`Ingest::publish`]).
     pub fn line(&self, line: &[u8], scratch: &mut Scratch) {
+        if self.relay.is_some() {
+            scratch.relay.extend_from_slice(line);
+            scratch.relay.push(b'\n');
+            scratch.relay_lines += 1;
+        }
         let tally = &mut scratch.tally;
         tally.lines += 1;
         let mut parsed = Line::default();
@@ -111,6 +133,13 @@ impl Ingest {
     /// Publishes the counts gathered in `scratch` (TCP calls this per read, UDP per packet).
     pub fn publish(&self, scratch: &mut Scratch) {
         self.telemetry.flush(&mut scratch.tally);
+        if let Some(relay) = &self.relay
+            && scratch.relay_lines > 0
+        {
+            // One chunk per batch; the relay task splits it into datagrams.
+            let chunk = std::mem::take(&mut scratch.relay);
+            relay.push(chunk, std::mem::take(&mut scratch.relay_lines));
+        }
     }
 
     fn sample(&self, sample: &Sample<'_, '_>, scratch: &mut Scratch) {
@@ -130,8 +159,11 @@ impl Ingest {
                 MetricType::Observer
             }
         };
-        let mappings = &*self.mappings;
-        let Scratch { name, cache, tally } = scratch;
+        let mappings = self.mappings.load();
+        let mappings = &**mappings;
+        let Scratch {
+            name, cache, tally, ..
+        } = scratch;
         let mut labels: Labels<'_> = sample
             .tags
             .iter()

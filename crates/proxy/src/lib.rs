@@ -23,4 +23,6 @@ pub mod cli;
 pub mod http;
 pub mod ingest;
 pub mod mappings;
+pub mod relay;
 pub mod telemetry;
+pub mod udp;

@@ -17,6 +17,9 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A failed log write (stderr closed by whoever started us) must not matter: the default
+        // reports it with eprintln!, which panics on a broken stderr and took request handling down.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     if cli.log_format == "json" {
         builder.json().init();
@@ -56,6 +59,13 @@ fn main() -> ExitCode {
         return check_config(&cli);
     }
     init_logging(&cli);
+    if let Some(problem) = cli.unsupported() {
+        tracing::error!("{problem}");
+        return ExitCode::FAILURE;
+    }
+    for flag in cli.without_effect() {
+        tracing::debug!(%flag, "flag accepted for compatibility with statsd_exporter; it has no effect here");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

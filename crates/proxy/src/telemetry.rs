@@ -67,6 +67,13 @@ pub struct Telemetry {
     actions_drop: IntCounter,
     /// `statsd_exporter_loaded_mappings`.
     pub loaded_mappings: IntGauge,
+    config_reloads: IntCounterVec,
+    /// `statsd_exporter_unixgram_packets_total`.
+    pub unixgram_packets: IntCounter,
+    /// `statsd_proxy_udp_kernel_drops_total`: datagrams the kernel dropped for our UDP sockets.
+    pub udp_kernel_drops: IntCounter,
+    /// `statsd_proxy_tcp_connections_refused_total`: over `--statsd.tcp-max-connections`.
+    pub tcp_connections_refused: IntCounter,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -175,7 +182,46 @@ impl Telemetry {
         .expect("static metric name and help are valid");
         r.register(Box::new(loaded_mappings.clone()))
             .expect("each self-metric is registered once");
+        let config_reloads = counter_vec(
+            &r,
+            "statsd_exporter_config_reloads_total",
+            "The number of configuration reloads.",
+            &["outcome"],
+        );
+        for outcome in ["success", "failure"] {
+            config_reloads.with_label_values(&[outcome]);
+        }
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "statsd_exporter_build_info",
+                "A metric with a constant '1' value labeled by version and program (statsd-proxy).",
+            ),
+            &["version", "program"],
+        )
+        .expect("static metric name, help and labels are valid");
+        r.register(Box::new(build_info.clone()))
+            .expect("each self-metric is registered once");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), "statsd-proxy"])
+            .set(1);
         Self {
+            config_reloads,
+            unixgram_packets: counter(
+                &r,
+                "statsd_exporter_unixgram_packets_total",
+                "The total number of StatsD packets received over Unixgram.",
+            ),
+            udp_kernel_drops: counter(
+                &r,
+                "statsd_proxy_udp_kernel_drops_total",
+                "Datagrams the kernel dropped for our UDP sockets because their receive buffer was full \
+                 (from /proc/net/udp; raise --statsd.read-buffer or --statsd.udp-workers).",
+            ),
+            tcp_connections_refused: counter(
+                &r,
+                "statsd_proxy_tcp_connections_refused_total",
+                "TCP connections closed at once because --statsd.tcp-max-connections were open.",
+            ),
             events_unmapped: counter(
                 &r,
                 "statsd_exporter_events_unmapped_total",
@@ -273,6 +319,20 @@ impl Telemetry {
             }
         }
         *t = Tally::default();
+    }
+
+    /// Records the mapping loaded at start.
+    pub fn reloaded_initially(&self, rules: usize) {
+        self.loaded_mappings
+            .set(i64::try_from(rules).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a reload and publishes the number of rules in use.
+    pub fn reloaded(&self, success: bool, rules: usize) {
+        let outcome = if success { "success" } else { "failure" };
+        self.config_reloads.with_label_values(&[outcome]).inc();
+        self.loaded_mappings
+            .set(i64::try_from(rules).unwrap_or(i64::MAX));
     }
 
     /// Counts an event whose mapped name expanded to nothing.

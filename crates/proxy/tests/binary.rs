@@ -3,76 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{WAIT_LIMIT, wait_for_lines};
-
-struct Proxy {
-    child: Child,
-    udp: SocketAddr,
-    tcp: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads the JSON log until the UDP and HTTP listeners report their addresses.
-fn spawn(extra: &[&str]) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
-        .args([
-            "--statsd.listen-udp=127.0.0.1:0",
-            "--statsd.listen-tcp=127.0.0.1:0",
-            "--web.listen-address=127.0.0.1:0",
-            "--log.format=json",
-        ])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the statsd-proxy binary");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut udp, mut tcp, mut http) = (None, None, None);
-    while udp.is_none() || tcp.is_none() || http.is_none() {
-        let line = rx
-            .recv_timeout(WAIT_LIMIT)
-            .expect("the proxy logs its listen addresses");
-        let address = line
-            .split("\"address\":\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .and_then(|a| a.parse::<SocketAddr>().ok());
-        if line.contains("StatsD on UDP") {
-            udp = address;
-        } else if line.contains("StatsD on TCP") {
-            tcp = address;
-        } else if line.contains("metrics over HTTP") {
-            http = address;
-        }
-    }
-    Proxy {
-        child,
-        udp: udp.unwrap(),
-        tcp: tcp.unwrap(),
-        http: http.unwrap(),
-    }
-}
+use common::{WAIT_LIMIT, rss_kib, spawn, wait_for_lines};
 
 /// The acceptance scenario: `foo:2|c\nbar:250|ms|#env:prod` in one datagram.
 #[test]
@@ -215,17 +150,6 @@ fn check_config_reports_file_line_and_column() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 12 mapping rules"));
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// The RSS of a process in KiB, from /proc (Linux).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc status")
 }
 
 /// A flood of 1M distinct names with `--statsd.max-series=100000`: 100000 series are kept, the other

@@ -22,7 +22,7 @@ fn start_with(mapping: PathBuf, cache_size: usize) -> (tokio::runtime::Runtime, 
         .build()
         .unwrap();
     let config = Config {
-        mapping_config: Some(mapping),
+        mapping: app::MappingSource::File(mapping),
         cache_size,
         ..Config::loopback()
     };
@@ -232,7 +232,7 @@ fn a_bad_mapping_file_never_starts_the_proxy() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt
         .block_on(app::start(Config {
-            mapping_config: Some(file.clone()),
+            mapping: app::MappingSource::File(file.clone()),
             ..Config::loopback()
         }))
         .expect_err("a bad mapping file must not start");

@@ -82,7 +82,7 @@ fn every_refused_case_leaves_a_valid_scrape() {
     std::fs::write(&mapping, MAPPING).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = Config {
-        mapping_config: Some(mapping),
+        mapping: app::MappingSource::File(mapping),
         store: statsd_store::Config {
             limits: Limits {
                 max_series: 40,

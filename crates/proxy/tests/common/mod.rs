@@ -2,8 +2,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long any wait in these tests may take before it fails the test.
@@ -113,4 +116,78 @@ pub fn wait_for_lines(addr: SocketAddr, n: f64) -> BTreeMap<String, f64> {
     scrape_until(addr, &format!("{n} lines"), |m| {
         m.get("statsd_exporter_lines_total").copied().unwrap_or(0.0) >= n
     })
+}
+
+/// A running `statsd-proxy` binary, killed when dropped.
+pub struct Proxy {
+    pub child: Child,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the JSON log until the UDP and HTTP listeners report their addresses.
+pub fn spawn(extra: &[&str]) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .args([
+            "--statsd.listen-udp=127.0.0.1:0",
+            "--statsd.listen-tcp=127.0.0.1:0",
+            "--web.listen-address=127.0.0.1:0",
+            "--log.format=json",
+        ])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the statsd-proxy binary");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the addresses are known, so the proxy never writes to a closed pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut udp, mut tcp, mut http) = (None, None, None);
+    while udp.is_none() || tcp.is_none() || http.is_none() {
+        let line = rx
+            .recv_timeout(WAIT_LIMIT)
+            .expect("the proxy logs its listen addresses");
+        let address = line
+            .split("\"address\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        if line.contains("StatsD on UDP") {
+            udp = address;
+        } else if line.contains("StatsD on TCP") {
+            tcp = address;
+        } else if line.contains("metrics over HTTP") {
+            http = address;
+        }
+    }
+    Proxy {
+        child,
+        udp: udp.unwrap(),
+        tcp: tcp.unwrap(),
+        http: http.unwrap(),
+    }
+}
+
+/// The RSS of a process in KiB, from /proc (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc status")
 }

@@ -1,0 +1,236 @@
+//! Relay: forward the raw lines received to another StatsD server (`--statsd.relay.address`).
+//!
+//! Receive workers hand over their lines in one chunk per batch through a bounded queue: when the queue
+//! is full the chunk is dropped and counted, so a slow or absent relay target never slows ingest. The
+//! relay task packs lines into datagrams of at most `--statsd.relay.packet-length` bytes, sends a
+//! datagram when the next line would not fit, and flushes at least every [`FLUSH_INTERVAL`]. A line
+//! longer than a packet is dropped and counted, as statsd_exporter does. A failed send is counted and
+//! the datagram kept for the next flush (up to [`MAX_ATTEMPTS`] times); statsd_exporter's relay stops for
+//! good after one error.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+/// Longest wait before buffered lines are sent.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Chunks (one per receive batch) waiting for the relay task.
+pub const QUEUE_CHUNKS: usize = 4096;
+/// Sends of one datagram before it is given up.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// statsd_exporter's default `--statsd.relay.packet-length`.
+pub const DEFAULT_PACKET_LENGTH: usize = 1400;
+
+/// Relay self-metrics, labelled by target.
+#[derive(Debug, Clone)]
+pub struct RelayMetrics {
+    packets: IntCounter,
+    lines: IntCounter,
+    long_lines: IntCounter,
+    dropped: IntCounter,
+    errors: IntCounter,
+}
+
+impl RelayMetrics {
+    /// Registers the relay counters for `target` in `registry`.
+    pub fn register(registry: &Registry, target: &str) -> Self {
+        let vec = |name: &str, help: &str| {
+            let v = IntCounterVec::new(Opts::new(name, help), &["target"])
+                .expect("static metric name, help and labels are valid");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("each self-metric is registered once");
+            v.with_label_values(&[target])
+        };
+        Self {
+            packets: vec(
+                "statsd_exporter_relay_packets_total",
+                "The number of StatsD packets relayed.",
+            ),
+            lines: vec(
+                "statsd_exporter_relay_lines_relayed_total",
+                "The number of StatsD lines relayed.",
+            ),
+            long_lines: vec(
+                "statsd_exporter_relay_long_lines_total",
+                "The number of lines that were too long to relay.",
+            ),
+            dropped: vec(
+                "statsd_proxy_relay_dropped_lines_total",
+                "Lines not relayed because the relay queue was full or a datagram kept failing to send.",
+            ),
+            errors: vec(
+                "statsd_proxy_relay_send_errors_total",
+                "Failed relay sends (each retried).",
+            ),
+        }
+    }
+}
+
+/// The receive side's handle: queue lines for relaying.
+#[derive(Debug, Clone)]
+pub struct RelayQueue {
+    tx: mpsc::Sender<Vec<u8>>,
+    metrics: RelayMetrics,
+}
+
+impl RelayQueue {
+    /// Queues a chunk of `\n`-terminated lines holding `lines` lines; never blocks.
+    pub fn push(&self, chunk: Vec<u8>, lines: u64) {
+        if self.tx.try_send(chunk).is_err() {
+            self.metrics.dropped.inc_by(lines);
+        }
+    }
+}
+
+/// Packs lines into datagrams of at most `limit` bytes.
+#[derive(Debug)]
+struct Packer {
+    limit: usize,
+    packet: Vec<u8>,
+    lines_in_packet: u64,
+}
+
+impl Packer {
+    /// Adds one line; returns a full datagram to send first, if the line does not fit.
+    fn add(&mut self, line: &[u8], metrics: &RelayMetrics) -> Option<(Vec<u8>, u64)> {
+        if line.len() > self.limit {
+            metrics.long_lines.inc();
+            return None;
+        }
+        let mut full = None;
+        let needed = line.len() + usize::from(!self.packet.is_empty());
+        if self.packet.len() + needed > self.limit {
+            full = self.take();
+        }
+        if !self.packet.is_empty() {
+            self.packet.push(b'\n');
+        }
+        self.packet.extend_from_slice(line);
+        self.lines_in_packet += 1;
+        full
+    }
+
+    fn take(&mut self) -> Option<(Vec<u8>, u64)> {
+        if self.packet.is_empty() {
+            return None;
+        }
+        let lines = std::mem::take(&mut self.lines_in_packet);
+        Some((
+            std::mem::replace(&mut self.packet, Vec::with_capacity(self.limit)),
+            lines,
+        ))
+    }
+}
+
+/// Starts the relay: returns the queue for the receive side and the task to spawn.
+pub fn start(
+    target: SocketAddr,
+    packet_length: usize,
+    metrics: RelayMetrics,
+    stop: watch::Receiver<bool>,
+) -> (RelayQueue, impl Future<Output = ()>) {
+    let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
+    let queue = RelayQueue {
+        tx,
+        metrics: metrics.clone(),
+    };
+    (queue, run(target, packet_length, metrics, rx, stop))
+}
+
+async fn run(
+    target: SocketAddr,
+    packet_length: usize,
+    metrics: RelayMetrics,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let local: SocketAddr = if target.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = match UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "relay: cannot open a UDP socket; relaying is off");
+            return;
+        }
+    };
+    let mut packer = Packer {
+        limit: packet_length.max(1),
+        packet: Vec::with_capacity(packet_length),
+        lines_in_packet: 0,
+    };
+    // Datagrams waiting to be (re)sent, with their line count and attempts so far.
+    let mut outbox: std::collections::VecDeque<(Vec<u8>, u64, u32)> = Default::default();
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let flush_all = tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(chunk) => {
+                    for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        if let Some((packet, lines)) = packer.add(line, &metrics) {
+                            outbox.push_back((packet, lines, 0));
+                        }
+                    }
+                    false
+                }
+                None => true,
+            },
+            _ = tick.tick() => true,
+            _ = stop.changed() => true,
+        };
+        if flush_all && let Some((packet, lines)) = packer.take() {
+            outbox.push_back((packet, lines, 0));
+        }
+        // Send what is ready; on failure keep the datagram for the next flush.
+        while let Some((packet, lines, attempts)) = outbox.pop_front() {
+            match socket.send_to(&packet, target).await {
+                Ok(_) => {
+                    metrics.packets.inc();
+                    metrics.lines.inc_by(lines);
+                }
+                Err(e) => {
+                    metrics.errors.inc();
+                    tracing::debug!(error = %e, %target, "relay send failed");
+                    if attempts + 1 < MAX_ATTEMPTS {
+                        outbox.push_front((packet, lines, attempts + 1));
+                    } else {
+                        metrics.dropped.inc_by(lines);
+                    }
+                    break;
+                }
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_packed_up_to_the_limit() {
+        let metrics = RelayMetrics::register(&Registry::new(), "t");
+        let mut p = Packer {
+            limit: 10,
+            packet: Vec::new(),
+            lines_in_packet: 0,
+        };
+        assert_eq!(p.add(b"aaaa", &metrics), None);
+        assert_eq!(p.add(b"bbbb", &metrics), None); // "aaaa\nbbbb" = 9 bytes
+        assert_eq!(p.add(b"cc", &metrics), Some((b"aaaa\nbbbb".to_vec(), 2)));
+        assert_eq!(p.add(b"this line is too long", &metrics), None);
+        assert_eq!(metrics.long_lines.get(), 1);
+        assert_eq!(p.take(), Some((b"cc".to_vec(), 1)));
+        assert_eq!(p.take(), None);
+    }
+}
