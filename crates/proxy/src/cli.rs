@@ -110,7 +110,9 @@ pub struct Cli {
     #[arg(long = "statsd.read-buffer", value_name = "BYTES")]
     pub read_buffer: Option<usize>,
 
-    /// UDP receive worker threads, all draining the same socket (default: the number of cores).
+    /// UDP receive worker threads, all draining the same socket (default: half the cores, at least one).
+    /// More workers contend for the socket's queue lock and for the cores the senders need: on two cores
+    /// with a local sender, two workers accepted 35% fewer lines than one (BENCHMARKS.md).
     #[arg(long = "statsd.udp-workers", value_name = "N")]
     pub udp_workers: Option<usize>,
 
@@ -211,6 +213,11 @@ pub struct Cli {
     pub log_format: String,
 }
 
+/// Half the cores, at least one (see `--statsd.udp-workers`).
+pub fn default_udp_workers() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
 fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text.trim_start_matches("0o"), 8)
         .ok()
@@ -293,9 +300,7 @@ impl Cli {
             tcp_max_connections: self.tcp_max_connections,
             tcp_idle_timeout: self.tcp_idle_timeout,
             read_buffer: self.read_buffer,
-            udp_workers: self
-                .udp_workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            udp_workers: self.udp_workers.unwrap_or_else(default_udp_workers),
             mapping: match &self.mapping_config {
                 Some(path) => MappingSource::File(path.clone()),
                 None => MappingSource::None,
