@@ -52,6 +52,11 @@ impl Default for SummaryOptions {
     }
 }
 
+thread_local! {
+    /// Where streams merge a batch before compressing (one per thread, reused).
+    static MERGE_BUFFER: std::cell::RefCell<Vec<Entry>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// One compressed entry: a value, how many observations it stands for, and its rank uncertainty.
 /// Widths and deltas are counts; `u32` keeps an entry at 16 bytes (they saturate, far beyond any window).
 #[derive(Debug, Clone, Copy)]
@@ -101,56 +106,63 @@ impl Stream {
         m
     }
 
-    /// Merges a batch sorted by value, then compresses. Builds the merged list in a new vector sized
-    /// for it, so that no stream keeps the slack of a merge.
+    /// Merges a batch sorted by value, then compresses. The merge happens in a per-thread buffer and
+    /// only the compressed result is copied back, so a stream keeps no merge slack, and merging
+    /// allocates only when the compressed size reaches a new maximum.
     fn merge(&mut self, targets: &[(f64, f64)], batch: &[(f64, f64)]) {
         if batch.is_empty() {
             return;
         }
-        let mut merged = Vec::with_capacity(self.entries.len() + batch.len());
-        let mut old = self.entries.iter().copied().peekable();
-        let mut r = 0.0;
-        for &(value, width) in batch {
-            while let Some(c) = old.next_if(|c| c.value <= value) {
-                r += f64::from(c.width);
-                merged.push(c);
+        MERGE_BUFFER.with_borrow_mut(|merged| {
+            merged.clear();
+            let mut old = self.entries.iter().copied().peekable();
+            let mut r = 0.0;
+            for &(value, width) in batch {
+                while let Some(c) = old.next_if(|c| c.value <= value) {
+                    r += f64::from(c.width);
+                    merged.push(c);
+                }
+                // An entry inserted between existing ones inherits their rank uncertainty.
+                let delta = if old.peek().is_some() {
+                    count(Self::invariant(targets, self.n, r).floor() - 1.0)
+                } else {
+                    0
+                };
+                merged.push(Entry {
+                    value,
+                    width: count(width),
+                    delta,
+                });
+                self.n += width;
+                r += width;
             }
-            // An entry inserted between existing ones inherits their rank uncertainty.
-            let delta = if old.peek().is_some() {
-                count(Self::invariant(targets, self.n, r).floor() - 1.0)
-            } else {
-                0
-            };
-            merged.push(Entry {
-                value,
-                width: count(width),
-                delta,
-            });
-            self.n += width;
-            r += width;
-        }
-        merged.extend(old);
-        self.entries = merged;
-        self.compress(targets);
-        self.entries.shrink_to_fit();
+            merged.extend(old);
+            Self::compress(targets, self.n, merged);
+            self.entries.clear();
+            // Exact growth: a stream holds no spare capacity, and allocates only when its compressed
+            // size reaches a new maximum (which grows logarithmically with the observations).
+            self.entries.reserve_exact(merged.len());
+            self.entries.extend_from_slice(merged);
+        });
     }
 
-    fn compress(&mut self, targets: &[(f64, f64)]) {
-        if self.entries.len() < 2 {
+    /// CKMS compression of `entries` (sorted, `n` observations in all), in place.
+    fn compress(targets: &[(f64, f64)], n: f64, entries: &mut Vec<Entry>) {
+        if entries.len() < 2 {
             return;
         }
-        let mut xi = self.entries.len() - 1;
-        let mut x = self.entries[xi];
-        let mut r = self.n - 1.0 - f64::from(x.width);
-        let mut i = self.entries.len() - 1;
+        let mut xi = entries.len() - 1;
+        let mut x = entries[xi];
+        let mut r = n - 1.0 - f64::from(x.width);
+        let mut i = entries.len() - 1;
         while i > 0 {
             i -= 1;
-            let c = self.entries[i];
+            let c = entries[i];
             let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta);
-            if merged <= Self::invariant(targets, self.n, r) {
+            if merged <= Self::invariant(targets, n, r) {
                 x.width = x.width.saturating_add(c.width);
-                self.entries[xi] = x;
-                self.entries.remove(i);
+                entries[xi] = x;
+                entries.remove(i);
                 xi -= 1;
             } else {
                 x = c;
