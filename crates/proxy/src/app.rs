@@ -43,6 +43,8 @@ pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub enum MappingSource {
     /// No mapping: every metric unmapped.
     None,
+    /// The Mastodon mapping shipped in the binary.
+    EmbeddedMastodon,
     /// A mapping file, reloadable.
     File(PathBuf),
 }
@@ -344,6 +346,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let m = Mappings::load(path)?;
             let rules = m.mapper.rules().len();
             tracing::info!(file = %path.display(), rules, "loaded mapping file");
+            m
+        }
+        MappingSource::EmbeddedMastodon => {
+            let m = Mappings::embedded_mastodon();
+            tracing::info!(
+                rules = m.mapper.rules().len(),
+                "no --statsd.mapping-config: using the embedded Mastodon mapping \
+                 (--statsd.default-mapping=none exposes every metric unmapped instead)"
+            );
             m
         }
         MappingSource::None => Mappings::none(),

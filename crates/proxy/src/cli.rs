@@ -78,6 +78,11 @@ pub struct Cli {
     #[arg(long = "statsd.mapping-config", value_name = "FILE")]
     pub mapping_config: Option<PathBuf>,
 
+    /// Mapping used when --statsd.mapping-config is not given: `mastodon` (the Mastodon mapping shipped in
+    /// the binary, mappings/mastodon.yaml) or `none` (every metric unmapped, as statsd_exporter).
+    #[arg(long = "statsd.default-mapping", value_name = "NAME", default_value = "mastodon", value_parser = ["mastodon", "none"])]
+    pub default_mapping: String,
+
     /// Check the mapping file (and flags), print the result, and exit 0 (valid) or 1 (invalid) without
     /// opening any port.
     #[arg(long = "check-config")]
@@ -301,9 +306,10 @@ impl Cli {
             tcp_idle_timeout: self.tcp_idle_timeout,
             read_buffer: self.read_buffer,
             udp_workers: self.udp_workers.unwrap_or_else(default_udp_workers),
-            mapping: match &self.mapping_config {
-                Some(path) => MappingSource::File(path.clone()),
-                None => MappingSource::None,
+            mapping: match (&self.mapping_config, self.default_mapping.as_str()) {
+                (Some(path), _) => MappingSource::File(path.clone()),
+                (None, "none") => MappingSource::None,
+                (None, _) => MappingSource::EmbeddedMastodon,
             },
             cache_size: self.cache_size,
             store: statsd_store::Config {

@@ -30,20 +30,29 @@ fn init_logging(cli: &Cli) {
 
 /// `--check-config`: load the mapping file and report, opening no port.
 fn check_config(cli: &Cli) -> ExitCode {
-    let Some(path) = &cli.mapping_config else {
-        println!("no mapping file given (--statsd.mapping-config): nothing to check");
-        return ExitCode::SUCCESS;
+    let (loaded, source) = match (&cli.mapping_config, cli.default_mapping.as_str()) {
+        (Some(path), _) => (
+            statsd_mapping::Mapper::from_file(path),
+            path.display().to_string(),
+        ),
+        (None, "none") => {
+            println!("no mapping (--statsd.default-mapping=none): nothing to check");
+            return ExitCode::SUCCESS;
+        }
+        (None, _) => (
+            statsd_mapping::Mapper::from_yaml(
+                statsd_proxy::mappings::MASTODON_YAML,
+                statsd_proxy::mappings::MASTODON_SOURCE,
+            ),
+            statsd_proxy::mappings::MASTODON_SOURCE.to_string(),
+        ),
     };
-    match statsd_mapping::Mapper::from_file(path) {
+    match loaded {
         Ok(mapper) => {
             for warning in mapper.warnings() {
                 eprintln!("warning: {warning}");
             }
-            println!(
-                "{}: OK, {} mapping rules",
-                path.display(),
-                mapper.rules().len()
-            );
+            println!("{source}: OK, {} mapping rules", mapper.rules().len());
             ExitCode::SUCCESS
         }
         Err(e) => {

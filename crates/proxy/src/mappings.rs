@@ -62,6 +62,11 @@ impl Mappings {
         Self::new(Mapper::empty())
     }
 
+    /// The Mastodon mapping shipped in the binary (`mappings/mastodon.yaml`).
+    pub fn embedded_mastodon() -> Self {
+        Self::new(embedded_mastodon_mapper())
+    }
+
     /// Loads `path`, logging the file's warnings.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let mapper = Mapper::from_file(path)?;
@@ -80,4 +85,16 @@ impl Mappings {
     pub fn unmapped(&self) -> &Spec {
         &self.unmapped
     }
+}
+
+/// The text of `mappings/mastodon.yaml`, compiled into the binary.
+pub const MASTODON_YAML: &str = include_str!("../../../mappings/mastodon.yaml");
+/// How the embedded mapping is named in messages.
+pub const MASTODON_SOURCE: &str = "<embedded mappings/mastodon.yaml>";
+
+/// Compiles the embedded Mastodon mapping.
+pub fn embedded_mastodon_mapper() -> Mapper {
+    // Tested: the shipped file compiles without warnings (crates/proxy/tests/mastodon.rs).
+    Mapper::from_yaml(MASTODON_YAML, MASTODON_SOURCE)
+        .expect("the shipped mappings/mastodon.yaml is valid (checked by the test suite)")
 }

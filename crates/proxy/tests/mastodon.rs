@@ -1,0 +1,149 @@
+//! The shipped Mastodon mapping (embedded default): Mastodon traffic for every key shape and quirk, in
+//! the default and a non-default namespace, through the real app; exact series, labels and values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::wait_for_lines;
+use statsd_proxy::app::{self, Config, MappingSource};
+
+#[test]
+fn the_shipped_mapping_compiles_cleanly() {
+    let mapper = statsd_proxy::mappings::embedded_mastodon_mapper();
+    assert!(mapper.warnings().is_empty(), "{:?}", mapper.warnings());
+    assert_eq!(mapper.rules().len(), 15);
+}
+
+#[test]
+fn mastodon_traffic_through_the_embedded_mapping() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = Config {
+        mapping: MappingSource::EmbeddedMastodon,
+        ..Config::loopback()
+    };
+    let running = rt.block_on(app::start(config)).expect("starts");
+    let lines = [
+        // Web, default namespace; a multi-segment controller; an empty status code; a 1|ms placeholder.
+        "Mastodon.production.web.Api.V1.Timelines.HomeController.show.json.total_duration:80|ms",
+        "Mastodon.production.web.Api.V1.Timelines.HomeController.show.json.db_time:4.0e-05|ms",
+        "Mastodon.production.web.Api.V1.Timelines.HomeController.show.json.view_time:1|ms",
+        "Mastodon.production.web.Api.V1.Timelines.HomeController.show.json.status.200:1|c",
+        "Mastodon.production.web.HomeController.index.html.status.:1|c",
+        "Mastodon.production.web.HomeController.index..total_duration:5|ms",
+        // Database, cache, with their quirks.
+        "Mastodon.production.db.tables.(SELECT.queries.select.duration:2|ms",
+        "Mastodon.production.db.tables.statuses.queries.insert.duration:3|ms",
+        "Mastodon.production.cache.exist?.duration:0.5|ms",
+        "Mastodon.production.cache.read_multi.duration:1|ms",
+        // Sidekiq: both worker-name forms give one series; one- and three-part workers; queues; gauges.
+        "Mastodon.production.sidekiq.ActivityPub..DeliveryWorker.processing_time:100|ms",
+        "Mastodon.production.sidekiq.ActivityPub.DeliveryWorker.processing_time:300|ms",
+        "Mastodon.production.sidekiq.ActivityPub..DeliveryWorker.success:1|c",
+        "Mastodon.production.sidekiq.ActivityPub.DeliveryWorker.success:1|c",
+        "Mastodon.production.sidekiq.ActivityPub.DeliveryWorker.failure:1|c",
+        "Mastodon.production.sidekiq.LinkCrawlWorker.processing_time:20|ms",
+        "Mastodon.production.sidekiq.Admin..Foo..BarWorker.success:1|c",
+        "Mastodon.production.sidekiq.queues.default.enqueued:7|g",
+        "Mastodon.production.sidekiq.queues.push.latency:0.25|g",
+        "Mastodon.production.sidekiq.dead_size:3|g",
+        "Mastodon.production.sidekiq.processes_size:2|g",
+        // Another namespace, multi-segment.
+        "social.example.staging.web.StatusesController.show.html.total_duration:40|ms",
+        "social.example.staging.sidekiq.ActivityPub..DeliveryWorker.success:1|c",
+        // Not Mastodon: left alone.
+        "myapp.web.requests:1|c",
+        "other.sidekiq.thing:1|c",
+    ];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for l in lines {
+        socket
+            .send_to(l.as_bytes(), running.udp_addr.unwrap())
+            .unwrap();
+    }
+    let m = wait_for_lines(running.http_addr, lines.len() as f64);
+    let web = r#"action="show",controller="Api.V1.Timelines.HomeController",format="json",mastodon="web",namespace="Mastodon.production""#;
+    let sidekiq = r#"mastodon="sidekiq",namespace="Mastodon.production""#;
+    let want: Vec<(String, f64)> = vec![
+        (format!("mastodon_controller_duration_sum{{{web}}}"), 0.08),
+        (format!("mastodon_controller_duration{{{web},quantile=\"0.99\"}}"), 0.08),
+        (format!("mastodon_controller_db_time_sum{{{web}}}"), 4e-8),
+        (format!("mastodon_controller_view_time_sum{{{web}}}"), 0.001),
+        (format!("mastodon_controller_status{{{web},status=\"200\"}}"), 1.0),
+        (
+            r#"mastodon_controller_status{action="index",controller="HomeController",format="html",mastodon="web",namespace="Mastodon.production",status=""}"#.into(),
+            1.0,
+        ),
+        (
+            r#"mastodon_controller_duration_count{action="index",controller="HomeController",format="",mastodon="web",namespace="Mastodon.production"}"#.into(),
+            1.0,
+        ),
+        (r#"mastodon_db_operation_sum{mastodon="db",namespace="Mastodon.production",operation="select",table="(SELECT"}"#.into(), 0.002),
+        (r#"mastodon_db_operation_count{mastodon="db",namespace="Mastodon.production",operation="insert",table="statuses"}"#.into(), 1.0),
+        (r#"mastodon_cache_duration_sum{mastodon="cache",namespace="Mastodon.production",operation="exist?"}"#.into(), 0.0005),
+        (r#"mastodon_cache_duration_count{mastodon="cache",namespace="Mastodon.production",operation="read_multi"}"#.into(), 1.0),
+        (format!("mastodon_sidekiq_worker_processing_time_count{{{sidekiq},worker=\"ActivityPub.DeliveryWorker\"}}"), 2.0),
+        (format!("mastodon_sidekiq_worker_processing_time_sum{{{sidekiq},worker=\"ActivityPub.DeliveryWorker\"}}"), 0.4),
+        (format!("mastodon_sidekiq_worker_success_total{{{sidekiq},worker=\"ActivityPub.DeliveryWorker\"}}"), 2.0),
+        (format!("mastodon_sidekiq_worker_failure_total{{{sidekiq},worker=\"ActivityPub.DeliveryWorker\"}}"), 1.0),
+        (format!("mastodon_sidekiq_worker_processing_time_count{{{sidekiq},worker=\"LinkCrawlWorker\"}}"), 1.0),
+        (format!("mastodon_sidekiq_worker_success_total{{{sidekiq},worker=\"Admin.Foo.BarWorker\"}}"), 1.0),
+        (format!("mastodon_sidekiq_queue_enqueued{{{sidekiq},queue=\"default\"}}"), 7.0),
+        (format!("mastodon_sidekiq_queue_latency{{{sidekiq},queue=\"push\"}}"), 0.25),
+        (format!("mastodon_sidekiq_dead_size{{{sidekiq}}}"), 3.0),
+        (format!("mastodon_sidekiq_processes_size{{{sidekiq}}}"), 2.0),
+        (
+            r#"mastodon_controller_duration_sum{action="show",controller="StatusesController",format="html",mastodon="web",namespace="social.example.staging"}"#.into(),
+            0.04,
+        ),
+        (
+            r#"mastodon_sidekiq_worker_success_total{mastodon="sidekiq",namespace="social.example.staging",worker="ActivityPub.DeliveryWorker"}"#.into(),
+            1.0,
+        ),
+        ("myapp_web_requests".into(), 1.0),
+        ("other_sidekiq_thing".into(), 1.0),
+        (r#"statsd_exporter_events_actions_total{action="map"}"#.into(), 23.0),
+        ("statsd_exporter_events_unmapped_total".into(), 2.0),
+        ("statsd_exporter_loaded_mappings".into(), 15.0),
+    ];
+    for (series, value) in &want {
+        let got = m.get(series).copied();
+        assert!(
+            got.is_some_and(|g| (g - value).abs() <= 1e-12 * value.abs().max(1.0)),
+            "{series} = {got:?}, want {value}\n{:#?}",
+            m.keys()
+                .filter(|k| k.starts_with("mastodon_"))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+}
+
+/// The binary with no arguments but its addresses uses the embedded mapping, says so, and
+/// `--statsd.default-mapping=none` turns it off.
+#[test]
+fn binary_defaults_to_the_mastodon_mapping() {
+    let line = "Mastodon.production.sidekiq.queues.default.enqueued:4|g";
+    let proxy = common::spawn(&[]);
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(line.as_bytes(), proxy.udp)
+        .unwrap();
+    let m = wait_for_lines(proxy.http, 1.0);
+    assert_eq!(
+        m.get(r#"mastodon_sidekiq_queue_enqueued{mastodon="sidekiq",namespace="Mastodon.production",queue="default"}"#),
+        Some(&4.0)
+    );
+    let plain = common::spawn(&["--statsd.default-mapping=none"]);
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(line.as_bytes(), plain.udp)
+        .unwrap();
+    let m = wait_for_lines(plain.http, 1.0);
+    assert_eq!(
+        m.get("Mastodon_production_sidekiq_queues_default_enqueued"),
+        Some(&4.0)
+    );
+}
