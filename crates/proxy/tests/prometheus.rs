@@ -1,0 +1,199 @@
+//! Real clients and a real Prometheus: statsd-ruby (the library Mastodon uses) sends Mastodon-shaped
+//! metrics to the real binary with its embedded mapping; a real Prometheus (Debian package `prometheus`,
+//! installed by scripts/test) scrapes it every second; every PromQL expression of the shipped Grafana
+//! dashboard and alert rules must then return data. Loopback only; everything is stopped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{request, spawn};
+
+/// Kills a child process when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{tool} is missing: run ./scripts/test, which installs the Debian packages prometheus and ruby-statsd"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The PromQL of every dashboard panel, with Grafana's variables replaced as an "All" selection would.
+fn dashboard_queries() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("examples/grafana/mastodon.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            out.push(
+                expr.replace("$__rate_interval", "1m")
+                    .replace("$namespace", ".*"),
+            );
+        }
+    }
+    out
+}
+
+/// The measured quantity of every alert rule: its expression without the final threshold comparison
+/// (a rule that is not firing returns nothing; the quantity must still exist).
+fn alert_quantities() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("examples/alerts.yml")).unwrap();
+    let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let expr = rule["expr"].as_str().unwrap();
+            let cut = [" > ", " < ", " == "]
+                .iter()
+                .filter_map(|op| expr.rfind(op))
+                .max()
+                .expect("a comparison");
+            out.push(expr[..cut].to_string());
+        }
+    }
+    out
+}
+
+fn has_data(prometheus: SocketAddr, query: &str) -> bool {
+    let response = request(
+        prometheus,
+        "GET",
+        &format!("/api/v1/query?query={}", percent_encode(query)),
+        &[],
+    );
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return false;
+    };
+    assert_eq!(body["status"], "success", "query {query} failed: {body}");
+    body["data"]["result"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+}
+
+#[test]
+fn every_dashboard_and_alert_query_returns_data() {
+    for tool in ["prometheus", "promtool", "ruby"] {
+        require(tool);
+    }
+    // The shipped rules and scrape configuration are valid.
+    let rules = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(repo().join("examples/alerts.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stdout)
+    );
+    let config = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(repo().join("examples/prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        config.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&config.stdout),
+        String::from_utf8_lossy(&config.stderr)
+    );
+
+    let proxy = spawn(&[]);
+    let dir = std::env::temp_dir().join(format!("statsd-proxy-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
+            proxy.http
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let prometheus_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let _client = Killed(
+        Command::new("ruby")
+            .arg(repo().join("crates/proxy/tests/data/mastodon_client.rb"))
+            .args(["127.0.0.1", &proxy.udp.port().to_string(), "120"])
+            .spawn()
+            .expect("start the statsd-ruby client"),
+    );
+
+    let mut pending: BTreeSet<String> = dashboard_queries()
+        .into_iter()
+        .chain(alert_quantities())
+        .collect();
+    assert!(pending.len() >= 30, "{} queries", pending.len());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !pending.is_empty() && Instant::now() < deadline {
+        if std::net::TcpStream::connect(prometheus_addr).is_ok()
+            && request(prometheus_addr, "GET", "/-/ready", &[]).status == 200
+        {
+            pending.retain(|q| !has_data(prometheus_addr, q));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        pending.is_empty(),
+        "queries without data after 90 s:\n{}",
+        pending.into_iter().collect::<Vec<_>>().join("\n")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
