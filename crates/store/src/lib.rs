@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::sync::ShardedLock;
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
-use statsd_exposition::{MetricType, escape_label_value, write_header, write_sample, write_value};
+use statsd_exposition::{MetricType, render_label_set, write_header, write_sample, write_value};
 
 pub use set::{DEFAULT_SET_WINDOW, Set};
 pub use summary::{Summary, SummaryOptions};
@@ -849,16 +849,7 @@ impl Store {
                     State::Histogram(Box::new(Histogram::new(Arc::clone(bounds))))
                 }
             };
-            let mut rendered = String::new();
-            for (i, (k, v)) in key.labels.iter().enumerate() {
-                if i > 0 {
-                    rendered.push(',');
-                }
-                rendered.push_str(k);
-                rendered.push_str("=\"");
-                escape_label_value(&mut rendered, v);
-                rendered.push('"');
-            }
+            let rendered = render_label_set(key.labels.iter().copied());
             let ttl_ms = u64::try_from(spec.ttl.as_millis()).unwrap_or(u64::MAX);
             let series = Arc::new(Series {
                 family: Arc::clone(&family),
