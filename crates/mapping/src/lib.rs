@@ -193,6 +193,8 @@ pub struct Mapper {
     defaults: Defaults,
     warnings: Vec<String>,
     generation: u64,
+    /// The file name given at load (for messages).
+    source: String,
 }
 
 /// Builds [`LoadError`]s for one file.
@@ -258,6 +260,7 @@ impl Mapper {
             },
             warnings: Vec::new(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            source: String::new(),
         }
     }
 
@@ -619,6 +622,7 @@ impl Mapper {
             defaults,
             warnings,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            source: errors.file.to_string(),
         })
     }
 
@@ -636,6 +640,11 @@ impl Mapper {
     /// each prefixed with file:line:column.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The file name the mapping was loaded from ("" for [`Mapper::empty`]).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// A number unique to this mapper (caches use it to notice a reload).

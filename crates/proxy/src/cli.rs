@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 use statsd_line::Dialects;
 
 use crate::app::{Config, MappingSource, RelayConfig};
@@ -75,13 +75,17 @@ pub struct Cli {
 
     /// Metric mapping configuration file (statsd_exporter's format). Without it every metric is exposed
     /// under its escaped StatsD name.
-    #[arg(long = "statsd.mapping-config", value_name = "FILE")]
+    #[arg(long = "statsd.mapping-config", value_name = "FILE", global = true)]
     pub mapping_config: Option<PathBuf>,
 
     /// Mapping used when --statsd.mapping-config is not given: `mastodon` (the Mastodon mapping shipped in
     /// the binary, mappings/mastodon.yaml) or `none` (every metric unmapped, as statsd_exporter).
-    #[arg(long = "statsd.default-mapping", value_name = "NAME", default_value = "mastodon", value_parser = ["mastodon", "none"])]
+    #[arg(long = "statsd.default-mapping", value_name = "NAME", default_value = "mastodon", value_parser = ["mastodon", "none"], global = true)]
     pub default_mapping: String,
+
+    /// Tools instead of running the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     /// Check the mapping file (and flags), print the result, and exit 0 (valid) or 1 (invalid) without
     /// opening any port.
@@ -221,6 +225,32 @@ pub struct Cli {
 /// Half the cores, at least one (see `--statsd.udp-workers`).
 pub fn default_udp_workers() -> usize {
     (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Mapping tools: check a mapping file, or see what StatsD lines turn into.
+    Mapping {
+        /// What to do.
+        #[command(subcommand)]
+        action: MappingCommand,
+    },
+}
+
+/// `statsd-proxy mapping …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum MappingCommand {
+    /// Check the mapping (the --statsd.mapping-config file, else the embedded one): exit 0 or 1, with
+    /// file:line:column for every problem. The same as --check-config.
+    Check,
+    /// Show what StatsD lines turn into with the mapping: how each sample is read, which rule matches
+    /// (and where it is in the file), and the series it updates, or why it is dropped or refused. Lines
+    /// come from the arguments, or from standard input, one per line.
+    Explain {
+        /// StatsD lines, e.g. 'Mastodon.production.web.HomeController.index.html.total_duration:42|ms'.
+        lines: Vec<String>,
+    },
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

@@ -19,7 +19,7 @@ use crate::relay::RelayQueue;
 use crate::telemetry::{Tally, Telemetry};
 
 /// Labels of one sample: tags and mapping labels merged, on the stack for up to 8.
-type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
+pub type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
 
 /// Shared, immutable ingest state: the parser configuration, the mapping, the store and the
 /// self-metrics.
@@ -151,14 +151,7 @@ impl Ingest {
         if !sample.tags.is_empty() {
             tally.tags += 1;
         }
-        let ty = match sample.kind {
-            SampleKind::Counter => MetricType::Counter,
-            // Sets are exposed as gauges, and mapping rules see them as such.
-            SampleKind::Gauge | SampleKind::Set => MetricType::Gauge,
-            SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
-                MetricType::Observer
-            }
-        };
+        let ty = metric_type(sample.kind);
         let mappings = self.mappings.load();
         let mappings = &**mappings;
         let Scratch {
@@ -190,21 +183,7 @@ impl Ingest {
                 (name.as_str(), mappings.unmapped(), None)
             }
         };
-        let scaled = |v: f64| scale.map_or(v, |s| v * s);
-        let (update, events) = match sample.kind {
-            SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),
-            SampleKind::Gauge if sample.relative => (Update::Delta(scaled(sample.value)), 1),
-            SampleKind::Gauge => (Update::Set(scaled(sample.value)), 1),
-            SampleKind::Set => (Update::Member(sample.raw_value), 1),
-            _ => {
-                let weight = sample.repeat();
-                let update = Update::Observe {
-                    value: scaled(sample.observation()),
-                    weight,
-                };
-                (update, weight)
-            }
-        };
+        let (update, events) = update_for(sample, scale);
         match self.store.update(metric, &mut labels, update, spec) {
             Ok(()) => tally.events(update.kind(spec), events),
             Err(refusal) => {
@@ -215,9 +194,40 @@ impl Ingest {
     }
 }
 
+/// The mapping type of a sample kind: sets are exposed as gauges, and mapping rules see them as such.
+pub fn metric_type(kind: SampleKind) -> MetricType {
+    match kind {
+        SampleKind::Counter => MetricType::Counter,
+        SampleKind::Gauge | SampleKind::Set => MetricType::Gauge,
+        SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
+            MetricType::Observer
+        }
+    }
+}
+
+/// The store update a sample makes (values multiplied by the rule's `scale`), and how many events it
+/// stands for (a sampled observation counts `floor(1/rate)` times).
+pub fn update_for<'a>(sample: &Sample<'_, 'a>, scale: Option<f64>) -> (Update<'a>, u64) {
+    let scaled = |v: f64| scale.map_or(v, |s| v * s);
+    match sample.kind {
+        SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),
+        SampleKind::Gauge if sample.relative => (Update::Delta(scaled(sample.value)), 1),
+        SampleKind::Gauge => (Update::Set(scaled(sample.value)), 1),
+        SampleKind::Set => (Update::Member(sample.raw_value), 1),
+        SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
+            let weight = sample.repeat();
+            let update = Update::Observe {
+                value: scaled(sample.observation()),
+                weight,
+            };
+            (update, weight)
+        }
+    }
+}
+
 /// Adds a rule's labels to a sample's tags: the rule's value wins for a name both have, unless the rule
 /// says `honor_labels` (then the tag's value stays), as statsd_exporter does.
-fn merge_labels<'a>(
+pub fn merge_labels<'a>(
     labels: &mut Labels<'a>,
     rule_labels: &'a [(String, String)],
     honor_labels: bool,

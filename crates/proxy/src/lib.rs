@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod explain;
 pub mod http;
 pub mod ingest;
 pub mod mappings;

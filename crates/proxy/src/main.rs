@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use statsd_proxy::{app, cli::Cli};
+use statsd_mapping::Mapper;
+use statsd_proxy::app;
+use statsd_proxy::cli::{Cli, Command, MappingCommand};
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
@@ -28,31 +30,34 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-/// `--check-config`: load the mapping file and report, opening no port.
+/// The mapping the flags select: the file, the embedded Mastodon mapping, or none.
+fn load_mapping(cli: &Cli) -> Result<Mapper, statsd_mapping::LoadError> {
+    match (&cli.mapping_config, cli.default_mapping.as_str()) {
+        (Some(path), _) => Mapper::from_file(path),
+        (None, "none") => Ok(Mapper::empty()),
+        (None, _) => Mapper::from_yaml(
+            statsd_proxy::mappings::MASTODON_YAML,
+            statsd_proxy::mappings::MASTODON_SOURCE,
+        ),
+    }
+}
+
+/// `--check-config` and `mapping check`: load the mapping and report, opening no port.
 fn check_config(cli: &Cli) -> ExitCode {
-    let (loaded, source) = match (&cli.mapping_config, cli.default_mapping.as_str()) {
-        (Some(path), _) => (
-            statsd_mapping::Mapper::from_file(path),
-            path.display().to_string(),
-        ),
-        (None, "none") => {
-            println!("no mapping (--statsd.default-mapping=none): nothing to check");
-            return ExitCode::SUCCESS;
-        }
-        (None, _) => (
-            statsd_mapping::Mapper::from_yaml(
-                statsd_proxy::mappings::MASTODON_YAML,
-                statsd_proxy::mappings::MASTODON_SOURCE,
-            ),
-            statsd_proxy::mappings::MASTODON_SOURCE.to_string(),
-        ),
-    };
-    match loaded {
+    if cli.mapping_config.is_none() && cli.default_mapping == "none" {
+        println!("no mapping (--statsd.default-mapping=none): nothing to check");
+        return ExitCode::SUCCESS;
+    }
+    match load_mapping(cli) {
         Ok(mapper) => {
             for warning in mapper.warnings() {
                 eprintln!("warning: {warning}");
             }
-            println!("{source}: OK, {} mapping rules", mapper.rules().len());
+            println!(
+                "{}: OK, {} mapping rules",
+                mapper.source(),
+                mapper.rules().len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -62,8 +67,45 @@ fn check_config(cli: &Cli) -> ExitCode {
     }
 }
 
+/// `mapping explain`: what each line turns into.
+fn explain(cli: &Cli, lines: &[String]) -> ExitCode {
+    let mapper = match load_mapping(cli) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let parser = statsd_line::Parser::new(cli.dialects());
+    let from_stdin;
+    let lines: Vec<&str> = if lines.is_empty() {
+        from_stdin = std::io::read_to_string(std::io::stdin()).unwrap_or_default();
+        from_stdin
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        lines.iter().map(String::as_str).collect()
+    };
+    for line in lines {
+        print!("{}", statsd_proxy::explain::explain(&mapper, parser, line));
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Mapping {
+            action: MappingCommand::Check,
+        }) => return check_config(&cli),
+        Some(Command::Mapping {
+            action: MappingCommand::Explain { lines },
+        }) => {
+            return explain(&cli, lines);
+        }
+        None => {}
+    }
     if cli.check_config {
         return check_config(&cli);
     }

@@ -208,3 +208,57 @@ fn a_flood_of_new_names_is_capped() {
     );
     assert!(after < 256 * 1024, "RSS {after} KiB after the flood");
 }
+
+/// `mapping explain` (arguments and standard input) and `mapping check`, as an admin runs them.
+#[test]
+fn mapping_explain_and_check_subcommands() {
+    use std::io::Write as _;
+    let bin = env!("CARGO_BIN_EXE_statsd-proxy");
+    let out = Command::new(bin)
+        .args([
+            "mapping",
+            "explain",
+            "Mastodon.production.cache.exist?.duration:0.5|ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"series: mastodon_cache_duration{mastodon="cache",namespace="Mastodon.production",operation="exist?"}"#),
+        "{text}"
+    );
+    let mut child = Command::new(bin)
+        .args(["mapping", "explain", "--statsd.default-mapping=none"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a.b:1|c\n\nc-d:2|g\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("series: a_b\n") && text.contains("series: c_d\n"),
+        "{text}"
+    );
+    let check = Command::new(bin)
+        .args(["mapping", "check"])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("OK, 15 mapping rules"));
+    let bad = Command::new(bin)
+        .args([
+            "mapping",
+            "check",
+            "--statsd.mapping-config=/nonexistent/mapping.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}

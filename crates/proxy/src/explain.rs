@@ -1,0 +1,240 @@
+//! `statsd-proxy mapping explain`: what a StatsD line turns into, and why.
+//!
+//! For each sample of a line: how it was read, which rule matched (with its place in the file), and the
+//! series it updates (name, labels, type and options), or why it is dropped or refused. It uses the
+//! parser, the mapper and the helpers the receive path uses, so what it shows is what the proxy does.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use statsd_line::{Parser, SampleKind, escape_name};
+use statsd_mapping::{Action, Mapper, Observer};
+use statsd_store::Update;
+
+use crate::ingest::{Labels, merge_labels, metric_type, update_for};
+
+fn duration(d: Duration) -> String {
+    if d.is_zero() {
+        "never".into()
+    } else if d.as_secs() > 0 && d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn observer(o: &Observer) -> String {
+    match o {
+        Observer::Summary(s) => {
+            let q: Vec<String> = s
+                .quantiles
+                .iter()
+                .map(|(q, e)| format!("{q}±{e}"))
+                .collect();
+            format!(
+                "summary (quantiles {}; window {}, {} age buckets)",
+                q.join(", "),
+                duration(s.max_age),
+                s.age_buckets
+            )
+        }
+        Observer::Histogram(b) => {
+            let b: Vec<String> = b.iter().map(ToString::to_string).collect();
+            format!("histogram (buckets {})", b.join(", "))
+        }
+    }
+}
+
+/// Explains one line as the proxy would read it with `parser` and `mapper`.
+pub fn explain(mapper: &Mapper, parser: Parser, line: &str) -> String {
+    let mut out = format!("{line}\n");
+    let parsed = match parser.parse(line.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "  refused: {} ({:?})", e.reason, &line[e.span.clone()]);
+            return out;
+        }
+    };
+    if parsed.tag_errors() > 0 {
+        let _ = writeln!(
+            out,
+            "  note: {} malformed tag(s) skipped",
+            parsed.tag_errors()
+        );
+    }
+    for sample in parsed.samples() {
+        let sample = match sample {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "  sample refused: {} ({:?})",
+                    e.reason,
+                    &line[e.span.clone()]
+                );
+                continue;
+            }
+        };
+        let (update, events) = update_for(&sample, None);
+        let read = match update {
+            Update::Add(v) => format!("counter +{v}"),
+            Update::Set(v) => format!("gauge = {v}"),
+            Update::Delta(v) => format!("gauge {v:+}"),
+            Update::Observe { value, .. } => match sample.kind {
+                SampleKind::Timer => format!("timing {value} s"),
+                _ => format!("observation {value}"),
+            },
+            Update::Member(m) => format!("set member {m:?}"),
+        };
+        let rate = match (sample.rate < 1.0, sample.kind.is_observer()) {
+            (true, true) => format!(
+                " (sampled at {}: counts as {events} observations)",
+                sample.rate
+            ),
+            (true, false) => format!(" (sampled at {})", sample.rate),
+            (false, _) => String::new(),
+        };
+        let _ = writeln!(out, "  sample: {read}{rate}, StatsD name {:?}", sample.name);
+        if sample.invalid_rate {
+            let _ = writeln!(
+                out,
+                "  note: invalid sample rate, taken as 1 (counted as invalid_sample_factor)"
+            );
+        }
+        // Declared before `labels`, which borrows the rule's label values from it.
+        let mapped = mapper.map(sample.name, metric_type(sample.kind));
+        let mut labels: Labels<'_> = sample
+            .tags
+            .iter()
+            .map(|t| (t.key.as_ref(), t.value))
+            .collect();
+        let (name, observer_desc, ttl, scale) = match &mapped {
+            Some(m) => {
+                let rule = &mapper.rules()[m.rule];
+                let _ = writeln!(
+                    out,
+                    "  rule: mappings[{}] at {}:{}:{}, match '{}'",
+                    m.rule,
+                    mapper.source(),
+                    rule.position.line,
+                    rule.position.column,
+                    rule.pattern
+                );
+                if rule.action == Action::Drop {
+                    let _ = writeln!(out, "  result: dropped (action: drop)");
+                    continue;
+                }
+                if m.name.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  result: refused: the name template expanded to nothing (empty_metric_name)"
+                    );
+                    continue;
+                }
+                merge_labels(&mut labels, &m.labels, rule.honor_labels);
+                (
+                    m.name.clone(),
+                    observer(&rule.observer),
+                    rule.ttl,
+                    rule.scale,
+                )
+            }
+            None => {
+                let _ = writeln!(out, "  rule: none matched (unmapped)");
+                let d = mapper.defaults();
+                (
+                    escape_name(sample.name).into_owned(),
+                    observer(&d.observer),
+                    d.ttl,
+                    None,
+                )
+            }
+        };
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let rendered = statsd_exposition::render_label_set(labels.iter().copied());
+        let series = if rendered.is_empty() {
+            name
+        } else {
+            format!("{name}{{{rendered}}}")
+        };
+        let kind = match sample.kind {
+            SampleKind::Counter => "counter".to_string(),
+            SampleKind::Gauge => "gauge".to_string(),
+            SampleKind::Set => "gauge (distinct members of the set)".to_string(),
+            _ => observer_desc,
+        };
+        let _ = writeln!(out, "  series: {series}");
+        let scale = scale.map(|s| format!(", values × {s}")).unwrap_or_default();
+        let _ = writeln!(out, "  type: {kind}; expires: {}{scale}", duration(ttl));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mastodon() -> Mapper {
+        crate::mappings::embedded_mastodon_mapper()
+    }
+
+    #[test]
+    fn a_mapped_timer_shows_rule_series_and_type() {
+        let text = explain(
+            &mastodon(),
+            Parser::default(),
+            "Mastodon.production.web.HomeController.index.html.total_duration:42|ms",
+        );
+        assert!(text.contains("  sample: timing 0.042 s"), "{text}");
+        assert!(
+            text.contains("  rule: mappings[1] at <embedded mappings/mastodon.yaml>:"),
+            "{text}"
+        );
+        assert!(text.contains("  series: mastodon_controller_duration{action=\"index\",controller=\"HomeController\",format=\"html\",mastodon=\"web\",namespace=\"Mastodon.production\"}"), "{text}");
+        assert!(text.contains("  type: summary (quantiles 0.5±0.05, 0.9±0.01, 0.99±0.001; window 600s, 5 age buckets); expires: never"), "{text}");
+    }
+
+    #[test]
+    fn unmapped_dropped_and_refused_lines_say_so() {
+        let m = Mapper::from_yaml(
+            "mappings:\n  - match: noise.*\n    action: drop\n",
+            "m.yaml",
+        )
+        .unwrap();
+        let p = Parser::default();
+        let unmapped = explain(&m, p, "app.hits:1|c|@0.5|#env:prod");
+        assert!(
+            unmapped.contains("sample: counter +2 (sampled at 0.5)"),
+            "{unmapped}"
+        );
+        let timer = explain(&m, p, "t:10|ms|@0.25");
+        assert!(
+            timer.contains("sample: timing 0.01 s (sampled at 0.25: counts as 4 observations)"),
+            "{timer}"
+        );
+        assert!(
+            unmapped.contains("rule: none matched (unmapped)"),
+            "{unmapped}"
+        );
+        assert!(
+            unmapped.contains("series: app_hits{env=\"prod\"}"),
+            "{unmapped}"
+        );
+        let dropped = explain(&m, p, "noise.x:1|c");
+        assert!(
+            dropped.contains("rule: mappings[0] at m.yaml:2:5")
+                && dropped.contains("result: dropped"),
+            "{dropped}"
+        );
+        let refused = explain(&m, p, "bad:abc|c");
+        assert!(
+            refused.contains("sample refused: malformed_value (\"abc\")"),
+            "{refused}"
+        );
+        let line_refused = explain(&m, p, "no colon");
+        assert!(
+            line_refused.contains("refused: malformed_line"),
+            "{line_refused}"
+        );
+    }
+}
