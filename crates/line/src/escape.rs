@@ -61,16 +61,6 @@ pub fn escape_name_into(name: &str, out: &mut String) {
     }
 }
 
-/// Is `name` a valid Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
-pub fn is_valid_metric_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
-        _ => return false,
-    }
-    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,14 +102,5 @@ mod tests {
     #[test]
     fn clean_names_borrow() {
         assert!(matches!(escape_name("abc_DEF_123"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn metric_name_validity() {
-        assert!(is_valid_metric_name("a:b_c9"));
-        assert!(is_valid_metric_name("_x"));
-        assert!(!is_valid_metric_name(""));
-        assert!(!is_valid_metric_name("9a"));
-        assert!(!is_valid_metric_name("a.b"));
     }
 }

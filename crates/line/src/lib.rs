@@ -44,7 +44,7 @@ mod tags;
 use std::borrow::Cow;
 use std::ops::Range;
 
-pub use escape::{escape_name, escape_name_into, is_valid_metric_name};
+pub use escape::{escape_name, escape_name_into};
 pub use tags::{INLINE_TAGS, Tag, Tags};
 
 use grammar::Component;

@@ -103,11 +103,6 @@ impl Template {
         }
     }
 
-    /// True when the template has no capture reference.
-    pub fn is_literal(&self) -> bool {
-        self.pieces.iter().all(|p| matches!(p, Piece::Literal(_)))
-    }
-
     /// The highest group number referenced, if any.
     pub fn max_group(&self) -> Option<usize> {
         self.pieces
@@ -195,11 +190,9 @@ mod tests {
     }
 
     #[test]
-    fn literal_and_max_group() {
+    fn literal_text_and_max_group() {
         let t = Template::compile("x_${3}_${1}", |_| None);
-        assert!(!t.is_literal());
         assert_eq!(t.max_group(), Some(3));
         assert_eq!(t.literal_text(), "x__");
-        assert!(Template::compile("plain", |_| None).is_literal());
     }
 }

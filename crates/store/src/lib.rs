@@ -477,6 +477,21 @@ struct Family {
     members: Mutex<Members>,
 }
 
+impl Family {
+    /// Refuses an update of another type, or from a rule with another HELP text.
+    fn accepts(&self, kind: Kind, spec: &Spec) -> Result<(), Refusal> {
+        if self.kind != kind {
+            Err(Refusal::TypeConflict {
+                existing: self.kind,
+            })
+        } else if !Arc::ptr_eq(&self.help, &spec.help) && *self.help != *spec.help {
+            Err(Refusal::HelpConflict)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Identity of a series being looked up, borrowed from the sample.
 struct Key<'k> {
     name: &'k str,
@@ -687,15 +702,7 @@ impl Store {
         update: Update<'_>,
         spec: &Spec,
     ) -> Result<(), Refusal> {
-        let family = &series.family;
-        if family.kind != kind {
-            return Err(Refusal::TypeConflict {
-                existing: family.kind,
-            });
-        }
-        if !Arc::ptr_eq(&family.help, &spec.help) && *family.help != *spec.help {
-            return Err(Refusal::HelpConflict);
-        }
+        series.family.accepts(kind, spec)?;
         self.apply(series, update);
         Ok(())
     }
@@ -721,18 +728,9 @@ impl Store {
     /// The family `name` of `kind`, created if new. Refuses type, help and name collisions, and a new
     /// name when the store is full.
     fn family(&self, name: &str, kind: Kind, spec: &Spec) -> Result<Arc<Family>, Refusal> {
-        let check = |f: &Family| {
-            if f.kind != kind {
-                Err(Refusal::TypeConflict { existing: f.kind })
-            } else if !Arc::ptr_eq(&f.help, &spec.help) && *f.help != *spec.help {
-                Err(Refusal::HelpConflict)
-            } else {
-                Ok(())
-            }
-        };
         let shard = self.family_shard(name);
         if let Some(f) = shard.read().get(name) {
-            check(f)?;
+            f.accepts(kind, spec)?;
             return Ok(Arc::clone(f));
         }
         let max = self.config.limits.max_series;
@@ -744,7 +742,7 @@ impl Store {
         // Lock order: family shard, then the name index.
         let mut table = shard.write();
         if let Some(f) = table.get(name) {
-            check(f)?;
+            f.accepts(kind, spec)?;
             return Ok(Arc::clone(f));
         }
         let mut names = self.names.lock();

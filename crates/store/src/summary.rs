@@ -353,6 +353,15 @@ impl Summary {
 mod tests {
     use super::*;
 
+    /// The rank error configured for quantile `q` by default.
+    fn configured_error(q: f64) -> f64 {
+        DEFAULT_QUANTILES
+            .iter()
+            .find(|t| t.0 == q)
+            .map(|t| t.1)
+            .expect("a default quantile")
+    }
+
     fn summary() -> (Summary, Instant) {
         let now = Instant::now();
         (Summary::new(Arc::new(SummaryOptions::default()), now), now)
@@ -401,11 +410,7 @@ mod tests {
             s.observe(f64::from(v), 1, now);
         }
         for (q, v) in s.quantiles(now).collect::<Vec<_>>() {
-            let err = DEFAULT_QUANTILES
-                .iter()
-                .find(|t| t.0 == q)
-                .map(|t| t.1)
-                .expect("configured");
+            let err = configured_error(q);
             // Rank of v is v (values 1..=100); allowed: |rank/n − q| ≤ err, plus one rank of rounding.
             assert!((v / 100.0 - q).abs() <= err + 0.01, "q={q}: {v}");
         }
@@ -428,11 +433,7 @@ mod tests {
             s.heap_bytes()
         );
         for (q, v) in s.quantiles(now).collect::<Vec<_>>() {
-            let err = DEFAULT_QUANTILES
-                .iter()
-                .find(|t| t.0 == q)
-                .map(|t| t.1)
-                .expect("configured");
+            let err = configured_error(q);
             let rank = v / p as f64;
             assert!(
                 (rank - q).abs() <= err + 1e-4,
