@@ -25,6 +25,9 @@ pub struct MappingCache {
     last: Option<Mapped>,
     /// Generation of the mapper the entries came from (0: none yet; generations start at 1).
     mapper: u64,
+    /// Lookups and hits since the last [`MappingCache::take_stats`].
+    gets: u64,
+    hits: u64,
 }
 
 impl std::fmt::Debug for MappingCache {
@@ -56,6 +59,8 @@ impl MappingCache {
             key: String::new(),
             last: None,
             mapper: 0,
+            gets: 0,
+            hits: 0,
         }
     }
 
@@ -71,6 +76,8 @@ impl MappingCache {
             key,
             last,
             mapper: seen,
+            gets,
+            hits,
         } = self;
         let Some(entries) = entries.as_mut() else {
             *last = mapper.map(name, ty);
@@ -85,9 +92,23 @@ impl MappingCache {
         key.push(type_tag(ty));
         key.push_str(name);
         // One hash lookup on a hit; the key is copied into the cache only on a miss.
+        *gets += 1;
+        *hits += 1;
         entries
-            .get_or_insert_ref(key.as_str(), || mapper.map(name, ty))
+            .get_or_insert_ref(key.as_str(), || {
+                *hits -= 1;
+                mapper.map(name, ty)
+            })
             .as_ref()
+    }
+
+    /// Lookups and hits since the last call (statsd_exporter's `statsd_metric_mapper_cache_gets_total`
+    /// and `_hits_total`); a disabled cache counts none.
+    pub fn take_stats(&mut self) -> (u64, u64) {
+        (
+            std::mem::take(&mut self.gets),
+            std::mem::take(&mut self.hits),
+        )
     }
 
     /// Number of cached results.

@@ -1,11 +1,15 @@
-//! The mapping file as written: raw serde structs, statsd_exporter's schema, unknown keys refused.
+//! The mapping file as written: raw serde structs, statsd_exporter's schema.
 //!
-//! Nothing here is used at runtime; [`crate::Mapper::from_yaml`] compiles these into immutable rules.
+//! The structs refuse unknown keys, but they never see one: the non-strict reader (`document.rs`) sets unknown and
+//! duplicate keys aside as warnings first, as statsd_exporter 0.30's non-strict YAML decoding ignores
+//! them. Nothing here is used at runtime; [`crate::Mapper::from_yaml`] compiles these into immutable
+//! rules.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::duration::GoDuration;
 
 /// A whole mapping file.
 #[derive(Debug, Default, Deserialize)]
@@ -38,7 +42,7 @@ pub struct RawDefaults {
     pub glob_disable_ordering: bool,
     /// Series not updated for this long are removed (`0s`, the default, keeps them forever).
     #[serde(default, with = "crate::duration::option")]
-    pub ttl: Option<Duration>,
+    pub ttl: Option<GoDuration>,
     /// Summary settings for rules that set none.
     pub summary_options: Option<RawSummaryOptions>,
     /// Histogram settings for rules that set none.
@@ -77,7 +81,7 @@ pub struct RawMapping {
     pub quantiles: Option<Vec<RawQuantile>>,
     /// Series expire this long after their last update (default: `defaults.ttl`).
     #[serde(default, with = "crate::duration::option")]
-    pub ttl: Option<Duration>,
+    pub ttl: Option<GoDuration>,
     /// Multiply every value by this (e.g. `0.001` for ms in a histogram sent with `|h`).
     pub scale: Option<f64>,
     /// Summary settings (only with a summary observer).
@@ -104,7 +108,7 @@ pub struct RawSummaryOptions {
     pub quantiles: Option<Vec<RawQuantile>>,
     /// Sliding window length (default 10m).
     #[serde(default, with = "crate::duration::option")]
-    pub max_age: Option<Duration>,
+    pub max_age: Option<GoDuration>,
     /// Streams the window is split into (default 5).
     pub age_buckets: Option<u32>,
     /// Observations buffered before compression (accepted for compatibility; we always use 500).

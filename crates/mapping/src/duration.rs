@@ -3,20 +3,46 @@
 
 use std::time::Duration;
 
-/// Parses a Go duration. Negative durations are refused (no setting here takes one).
+/// A Go duration as written, sign included: Go's `time.Duration` is signed and statsd_exporter's
+/// mapping loader accepts a negative `ttl` (with the effect of none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GoDuration {
+    /// True for a duration below zero (`-5s`); `-0s` is zero, not negative.
+    pub negative: bool,
+    /// The magnitude.
+    pub magnitude: Duration,
+}
+
+/// Parses a Go duration. Negative durations are refused (use [`parse_signed`] where Go takes one).
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("invalid duration {text:?} (expected Go syntax such as 30s, 1m30s, 500ms, 1h)");
+    let d = parse_signed(text)?;
+    if d.negative {
+        return Err(format!("negative duration {text:?} is not allowed"));
+    }
+    Ok(d.magnitude)
+}
+
+/// Parses a Go duration, keeping its sign.
+pub fn parse_signed(text: &str) -> Result<GoDuration, String> {
     let mut rest = text.trim();
     if let Some(r) = rest.strip_prefix('+') {
         rest = r;
     } else if let Some(r) = rest.strip_prefix('-') {
-        // `-0s` is zero; any other negative duration is refused.
-        return match parse(r) {
-            Ok(d) if d.is_zero() => Ok(Duration::ZERO),
-            _ => Err(format!("negative duration {text:?} is not allowed")),
-        };
+        let magnitude = parse_unsigned(r, text)?;
+        return Ok(GoDuration {
+            negative: !magnitude.is_zero(),
+            magnitude,
+        });
     }
+    parse_unsigned(rest, text).map(|magnitude| GoDuration {
+        negative: false,
+        magnitude,
+    })
+}
+
+fn parse_unsigned(mut rest: &str, text: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("invalid duration {text:?} (expected Go syntax such as 30s, 1m30s, 500ms, 1h)");
     if rest == "0" {
         return Ok(Duration::ZERO);
     }
@@ -55,26 +81,31 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total.round() as u64))
 }
 
-/// Serde support for `Option<Duration>` fields: a Go duration string, or an integer number of
+/// Serde support for `Option<GoDuration>` fields: a Go duration string, or an integer number of
 /// nanoseconds (what Go's YAML decoder does with a bare number).
 pub mod option {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, de::Error};
 
+    use super::GoDuration;
+
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
         Text(String),
-        Nanos(u64),
+        Nanos(i64),
     }
 
     /// Deserializes an optional Go duration.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<GoDuration>, D::Error> {
         match Option::<Raw>::deserialize(d)? {
             None => Ok(None),
-            Some(Raw::Nanos(n)) => Ok(Some(Duration::from_nanos(n))),
-            Some(Raw::Text(t)) => super::parse(&t).map(Some).map_err(D::Error::custom),
+            Some(Raw::Nanos(n)) => Ok(Some(GoDuration {
+                negative: n < 0,
+                magnitude: Duration::from_nanos(n.unsigned_abs()),
+            })),
+            Some(Raw::Text(t)) => super::parse_signed(&t).map(Some).map_err(D::Error::custom),
         }
     }
 }
@@ -113,5 +144,14 @@ mod tests {
             assert!(err.contains("invalid duration"), "{bad}: {err}");
         }
         assert!(parse("-5s").expect_err("negative").contains("negative"));
+        assert_eq!(parse("-0s"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_signed("-1m30s"),
+            Ok(GoDuration {
+                negative: true,
+                magnitude: Duration::from_secs(90)
+            })
+        );
+        assert!(parse_signed("-x").is_err());
     }
 }

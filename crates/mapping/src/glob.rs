@@ -50,29 +50,20 @@ pub struct GlobIndex {
     rules: usize,
 }
 
-/// Is `segment` a valid literal glob segment? statsd_exporter's rule: `[a-zA-Z_](-?[a-zA-Z0-9_])*`.
-fn valid_literal(segment: &str) -> bool {
+/// Is `segment` a valid literal glob segment? statsd_exporter's rule (since its PR #365, in 0.30):
+/// letters, digits, `_` and `-`, where the first segment starts with a letter or `_` and later
+/// segments start with a letter, digit or `_` (never `-`). Dashes are free after the first byte
+/// (`a--b`, `port-`).
+fn valid_literal(segment: &str, first: bool) -> bool {
     let b = segment.as_bytes();
-    let Some((&first, rest)) = b.split_first() else {
+    let Some((&lead, rest)) = b.split_first() else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || first == b'_') {
-        return false;
-    }
-    let mut prev_dash = false;
-    for &c in rest {
-        if c == b'-' {
-            if prev_dash {
-                return false;
-            }
-            prev_dash = true;
-        } else if c.is_ascii_alphanumeric() || c == b'_' {
-            prev_dash = false;
-        } else {
-            return false;
-        }
-    }
-    !prev_dash
+    let lead_ok = lead.is_ascii_alphabetic() || lead == b'_' || (!first && lead.is_ascii_digit());
+    lead_ok
+        && rest
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// Checks a glob pattern, returning the reason it is invalid.
@@ -90,10 +81,14 @@ pub fn validate(pattern: &str) -> Result<(), String> {
                 i + 1
             ));
         }
-        if !valid_literal(segment) {
+        if !valid_literal(segment, i == 0) {
+            let lead = if i == 0 {
+                "starting with a letter or `_`"
+            } else {
+                "starting with a letter, digit or `_`"
+            };
             return Err(format!(
-                "segment {} ({segment:?}) is not `*` or a name of letters, digits, `_` and single `-` \
-                 (starting with a letter or `_`)",
+                "segment {} ({segment:?}) is not `*` or a name of letters, digits, `_` and `-` ({lead})",
                 i + 1
             ));
         }
@@ -380,10 +375,27 @@ mod tests {
 
     #[test]
     fn glob_validation() {
-        assert!(validate("a.*.b-c").is_ok());
-        assert!(validate("*").is_ok());
-        assert!(validate("_x.y9").is_ok());
-        for bad in ["", "a..b", "a.b*", "9a.b", "a.b-", "a.b--c", "a.(x)"] {
+        // statsd_exporter 0.30's boundaries: only the first segment must start with a letter or `_`;
+        // later segments may start with a digit; dashes are free except as a segment's first byte.
+        for good in [
+            "a.*.b-c",
+            "*",
+            "_x.y9",
+            "test.99.myapp.*",
+            "test.99test.myapp.*",
+            "http.*.200",
+            "foo--bar.*",
+            "a.b-",
+            "a.b--c",
+            "kafka.server.brokerPort.9092.1MinuteRate.gauge",
+            "*.9",
+            "_.0",
+        ] {
+            assert!(validate(good).is_ok(), "{good:?} should be accepted");
+        }
+        for bad in [
+            "", "a..b", "a.b*", "9a.b", "-a.b", "a.-b", "a.(x)", "a.b.", ".a", "a.b c", "a.é",
+        ] {
             assert!(validate(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -28,6 +28,7 @@
 
 mod cache;
 pub mod config;
+mod document;
 pub mod duration;
 mod error;
 pub mod glob;
@@ -41,7 +42,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use cache::{DEFAULT_CACHE_SIZE, MappingCache};
-pub use error::{ErrorKind, LoadError};
+pub use error::{ErrorKind, LoadError, Warning, WarningKind};
 pub use positions::Position;
 
 use config::{RawConfig, RawHistogramOptions, RawMapping, RawQuantile, RawSummaryOptions};
@@ -191,7 +192,7 @@ pub struct Mapper {
     glob: GlobIndex,
     regex: Option<RegexIndex>,
     defaults: Defaults,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     generation: u64,
     /// The file name given at load (for messages).
     source: String,
@@ -223,10 +224,20 @@ impl Errors<'_> {
         }
     }
 
-    fn warn(&self, path: &str, rule: Option<usize>, message: &str) -> String {
-        let pos = self.positions.find(path).unwrap_or_default();
-        let rule = rule.map(|i| format!("mappings[{i}]: ")).unwrap_or_default();
-        format!("{}:{}:{}: {rule}{message}", self.file, pos.line, pos.column)
+    fn warn(
+        &self,
+        path: &str,
+        rule: Option<usize>,
+        kind: WarningKind,
+        message: impl Into<String>,
+    ) -> Warning {
+        Warning {
+            file: self.file.to_string(),
+            position: self.positions.find(path).unwrap_or_default(),
+            rule,
+            message: message.into(),
+            kind,
+        }
     }
 }
 
@@ -283,36 +294,67 @@ impl Mapper {
             file,
             positions: positions::Positions::index(text),
         };
-        let raw: RawConfig = if text.trim().is_empty() {
+        let (value, issues) = document::read(text).map_err(|e| LoadError {
+            file: file.to_string(),
+            position: e.position,
+            rule: None,
+            message: format!("invalid YAML: {}", e.message),
+            kind: ErrorKind::Yaml,
+        })?;
+        let raw: RawConfig = if value.is_null() {
             RawConfig::default()
         } else {
-            serde_yaml::from_str::<Option<RawConfig>>(text)
-                .map(Option::unwrap_or_default)
-                .map_err(|e| {
-                    let position = e
-                        .location()
-                        .map(|l| Position {
-                            line: l.line(),
-                            column: l.column(),
-                        })
-                        .unwrap_or(Position { line: 1, column: 1 });
-                    // The position leads the message; drop its repetition inside the text (other
-                    // positions, like where a quoted scalar began, stay).
-                    let message = e.to_string().replacen(
-                        &format!(" at line {} column {}", position.line, position.column),
-                        "",
-                        1,
-                    );
-                    LoadError {
-                        file: file.to_string(),
-                        position,
-                        rule: None,
-                        message,
-                        kind: ErrorKind::Yaml,
-                    }
-                })?
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                // `mappings[3].ttl` → `mappings.3.ttl`, the form positions are recorded under.
+                let path = e.path().to_string();
+                let dotted = path.replace('[', ".").replace(']', "");
+                let rule = dotted
+                    .strip_prefix("mappings.")
+                    .and_then(|r| r.split('.').next())
+                    .and_then(|i| i.parse().ok());
+                errors.at(
+                    &dotted,
+                    rule,
+                    ErrorKind::Yaml,
+                    format!("{path}: {}", e.into_inner()),
+                )
+            })?
         };
-        Self::compile(raw, &errors)
+        let mut warnings: Vec<Warning> = issues
+            .into_iter()
+            .map(|issue| {
+                let rule = issue
+                    .path
+                    .strip_prefix("mappings.")
+                    .and_then(|r| r.split('.').next())
+                    .and_then(|i| i.parse().ok());
+                let (kind, message) = match issue.kind {
+                    document::IssueKind::UnknownKey => (
+                        WarningKind::UnknownKey,
+                        format!(
+                            "unknown key `{}` ignored (statsd_exporter ignores it too)",
+                            issue.path
+                        ),
+                    ),
+                    document::IssueKind::DuplicateKey => (
+                        WarningKind::DuplicateKey,
+                        format!("duplicate key `{}`: the last value is used", issue.path),
+                    ),
+                };
+                Warning {
+                    file: file.to_string(),
+                    position: issue.position,
+                    rule,
+                    message,
+                    kind,
+                }
+            })
+            .collect();
+        let mut mapper = Self::compile(raw, &errors)?;
+        warnings.append(&mut mapper.warnings);
+        warnings.sort_by_key(|w| (w.position.line, w.position.column));
+        mapper.warnings = warnings;
+        Ok(mapper)
     }
 
     fn compile(raw: RawConfig, errors: &Errors<'_>) -> Result<Self, LoadError> {
@@ -326,6 +368,7 @@ impl Mapper {
                 warnings.push(errors.warn(
                     "defaults.timer_type",
                     None,
+                    WarningKind::Deprecated,
                     "`timer_type` is deprecated: use `observer_type`",
                 ));
                 Some(t.clone())
@@ -356,18 +399,23 @@ impl Mapper {
             warnings.push(errors.warn(
                 "defaults.quantiles",
                 None,
+                WarningKind::Deprecated,
                 "`quantiles` is deprecated: use `summary_options.quantiles`",
             ));
             default_quantiles.get_or_insert_with(|| quantiles(legacy));
         }
-        let default_summary = SummarySettings {
+        let default_max_age = d.summary_options.as_ref().and_then(|s| s.max_age);
+        if let Some(bad) = default_max_age.filter(|a| a.negative) {
+            warnings.push(errors.warn(
+                "defaults.summary_options.max_age",
+                None,
+                WarningKind::Repaired,
+                format!("negative max_age -{:?}: using {DEFAULT_MAX_AGE:?} (statsd_exporter crashes at the first observation)", bad.magnitude),
+            ));
+        }
+        let mut default_summary = SummarySettings {
             quantiles: default_quantiles.unwrap_or_else(|| DEFAULT_QUANTILES.to_vec()),
-            max_age: d
-                .summary_options
-                .as_ref()
-                .and_then(|s| s.max_age)
-                .filter(|a| !a.is_zero())
-                .unwrap_or(DEFAULT_MAX_AGE),
+            max_age: positive(default_max_age).unwrap_or(DEFAULT_MAX_AGE),
             age_buckets: d
                 .summary_options
                 .as_ref()
@@ -375,8 +423,14 @@ impl Mapper {
                 .filter(|&b| b > 0)
                 .unwrap_or(DEFAULT_AGE_BUCKETS),
         };
-        check_summary(&default_summary)
-            .map_err(|m| errors.at("defaults.summary_options", None, ErrorKind::Range, m))?;
+        for note in repair_summary(&mut default_summary) {
+            warnings.push(errors.warn(
+                "defaults.summary_options",
+                None,
+                WarningKind::Repaired,
+                note,
+            ));
+        }
         let mut default_buckets = d
             .histogram_options
             .as_ref()
@@ -386,14 +440,32 @@ impl Mapper {
             warnings.push(errors.warn(
                 "defaults.buckets",
                 None,
+                WarningKind::Deprecated,
                 "`buckets` is deprecated: use `histogram_options.buckets`",
             ));
             default_buckets.get_or_insert_with(|| legacy.clone());
         }
-        let default_buckets = default_buckets.unwrap_or_else(|| DEFAULT_BUCKETS.to_vec());
-        check_buckets(&default_buckets)
-            .map_err(|m| errors.at("defaults.histogram_options", None, ErrorKind::Range, m))?;
-        let default_ttl = d.ttl.unwrap_or(Duration::ZERO);
+        let mut default_buckets = default_buckets.unwrap_or_else(|| DEFAULT_BUCKETS.to_vec());
+        if let Some(note) = repair_buckets(&mut default_buckets) {
+            warnings.push(errors.warn(
+                "defaults.histogram_options",
+                None,
+                WarningKind::Repaired,
+                note,
+            ));
+        }
+        if let Some(bad) = d.ttl.filter(|t| t.negative) {
+            warnings.push(errors.warn(
+                "defaults.ttl",
+                None,
+                WarningKind::Repaired,
+                format!(
+                    "negative ttl -{:?}: series never expire (as in statsd_exporter)",
+                    bad.magnitude
+                ),
+            ));
+        }
+        let default_ttl = positive(d.ttl).unwrap_or(Duration::ZERO);
         let defaults = Defaults {
             ttl: default_ttl,
             observer: match default_observer_type {
@@ -519,12 +591,22 @@ impl Mapper {
                 .map_err(|m| err("name", ErrorKind::Name, m))?;
             let mut label_templates = Vec::new();
             for (label, value) in labels.unwrap_or_default() {
+                if label.starts_with("__")
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    // statsd_exporter 0.30 loads it, then fails to register every series of the rule.
+                    warnings.push(errors.warn(
+                        &at(&format!("labels.{label}")),
+                        Some(i),
+                        WarningKind::Repaired,
+                        format!("label name {label:?} is reserved by Prometheus (it starts with `__`): the label is left out"),
+                    ));
+                    continue;
+                }
                 if !valid_label_name(&label) {
-                    let why = if label.starts_with("__") {
-                        "names starting with `__` are reserved by Prometheus"
-                    } else {
-                        "label names are letters, digits and `_`, not starting with a digit"
-                    };
+                    let why = "label names are letters, digits and `_`, not starting with a digit";
                     return Err(err(
                         &format!("labels.{label}"),
                         ErrorKind::LabelName,
@@ -540,7 +622,8 @@ impl Mapper {
                     warnings.push(errors.warn(
                         &at("name"),
                         Some(i),
-                        &format!("{:?} refers to group {g}, but the match has only {groups}: it expands to \"\"", t.source()),
+                        WarningKind::NoEffect,
+                        format!("{:?} refers to group {g}, but the match has only {groups}: it expands to \"\"", t.source()),
                     ));
                 }
             }
@@ -552,6 +635,7 @@ impl Mapper {
                     warnings.push(errors.warn(
                         &at("timer_type"),
                         Some(i),
+                        WarningKind::Deprecated,
                         "`timer_type` is deprecated: use `observer_type`",
                     ));
                     Some(t)
@@ -561,7 +645,22 @@ impl Mapper {
             let observer_type = parse_observer_type(observer_type.as_deref())
                 .map_err(|m| err("observer_type", ErrorKind::Value, m))?
                 .or(default_observer_type);
-            let observer = resolve_observer(
+            if let Some(bad) = summary_options
+                .as_ref()
+                .and_then(|s| s.max_age)
+                .filter(|a| a.negative)
+            {
+                warnings.push(errors.warn(
+                    &at("summary_options.max_age"),
+                    Some(i),
+                    WarningKind::Repaired,
+                    format!(
+                        "negative max_age -{:?}: using {:?} (statsd_exporter crashes at the first observation)",
+                        bad.magnitude, default_summary.max_age
+                    ),
+                ));
+            }
+            let (observer, notes) = resolve_observer(
                 observer_type,
                 summary_options,
                 histogram_options,
@@ -571,21 +670,33 @@ impl Mapper {
                 &default_buckets,
             )
             .map_err(|(key, kind, m)| err(key, kind, m))?;
-            if let Some(note) = observer.1 {
-                warnings.push(errors.warn(&at("histogram_options"), Some(i), note));
+            for (key, kind, note) in notes {
+                warnings.push(errors.warn(&at(key), Some(i), kind, note));
             }
-            for note in observer.2 {
-                warnings.push(errors.warn(&at("match"), Some(i), note));
-            }
-            if let Some(s) = scale
-                && !s.is_finite()
-            {
-                return Err(err(
-                    "scale",
-                    ErrorKind::Range,
-                    format!("scale must be a finite number, not {s}"),
-                ));
-            }
+            let scale = match scale {
+                Some(s) if !s.is_finite() => {
+                    warnings.push(errors.warn(
+                        &at("scale"),
+                        Some(i),
+                        WarningKind::Repaired,
+                        format!("scale {s} is not a finite number: ignored (statsd_exporter would store {s} or NaN)"),
+                    ));
+                    None
+                }
+                other => other,
+            };
+            let ttl = match ttl {
+                Some(t) if t.negative => {
+                    warnings.push(errors.warn(
+                        &at("ttl"),
+                        Some(i),
+                        WarningKind::Repaired,
+                        format!("negative ttl -{:?}: this rule's series never expire (as in statsd_exporter)", t.magnitude),
+                    ));
+                    Duration::ZERO
+                }
+                other => positive(other).unwrap_or(default_ttl),
+            };
 
             match match_type {
                 MatchType::Glob => {
@@ -605,8 +716,8 @@ impl Mapper {
                 help,
                 honor_labels,
                 match_metric_type: only,
-                observer: observer.0,
-                ttl: ttl.filter(|t| !t.is_zero()).unwrap_or(default_ttl),
+                observer,
+                ttl,
                 scale,
                 position,
                 name: name_template,
@@ -636,10 +747,18 @@ impl Mapper {
         &self.defaults
     }
 
-    /// Things in the file that work but deserve a look (deprecated keys, references to missing groups),
-    /// each prefixed with file:line:column.
-    pub fn warnings(&self) -> &[String] {
+    /// Things in the file that statsd_exporter 0.30 accepts and so do we, but that deserve a look
+    /// (unknown and duplicate keys, deprecated keys, repaired values, references to missing groups), in
+    /// file order, each displayed with file:line:column.
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
+    }
+
+    /// The error `--statsd.mapping-strict` makes of this file's warnings: the first one, naming how
+    /// many follow; `None` when there are none.
+    pub fn strict_error(&self) -> Option<LoadError> {
+        let first = self.warnings.first()?.clone();
+        Some(first.into_strict_error(self.warnings.len() - 1))
     }
 
     /// The file name the mapping was loaded from ("" for [`Mapper::empty`]).
@@ -714,35 +833,49 @@ fn parse_observer_type(text: Option<&str>) -> Result<Option<ObserverType>, Strin
     }
 }
 
-fn check_summary(s: &SummarySettings) -> Result<(), String> {
-    for &(q, e) in &s.quantiles {
-        if !(0.0..=1.0).contains(&q) {
-            return Err(format!("quantile {q} is outside [0, 1]"));
-        }
-        if !(e > 0.0 && e < 1.0) {
-            return Err(format!("error {e} of quantile {q} is outside (0, 1)"));
-        }
-    }
-    Ok(())
+/// A positive duration, or `None` for unset, zero and negative ones (which mean "the default").
+fn positive(d: Option<duration::GoDuration>) -> Option<Duration> {
+    d.filter(|d| !d.negative && !d.magnitude.is_zero())
+        .map(|d| d.magnitude)
 }
 
-fn check_buckets(b: &[f64]) -> Result<(), String> {
-    if let Some(bad) = b.iter().find(|v| v.is_nan()) {
-        return Err(format!("bucket bound {bad} is not a number"));
-    }
-    if let Some(w) = b.windows(2).find(|w| w[0] >= w[1]) {
-        return Err(format!(
-            "buckets must be strictly increasing ({} then {}); statsd_exporter crashes on this at the first observation",
-            w[0], w[1]
-        ));
-    }
-    Ok(())
+/// Drops objectives no summary can have (a quantile outside [0, 1], a rank error outside (0, 1)),
+/// which statsd_exporter accepts and then misreports; returns a note for each.
+fn repair_summary(s: &mut SummarySettings) -> Vec<String> {
+    let mut notes = Vec::new();
+    s.quantiles.retain(|&(q, e)| {
+        let why = if !(0.0..=1.0).contains(&q) {
+            format!("quantile {q} is outside [0, 1]")
+        } else if !(e > 0.0 && e < 1.0) {
+            format!("error {e} of quantile {q} is outside (0, 1)")
+        } else {
+            return true;
+        };
+        notes.push(format!("{why}: this objective is left out"));
+        false
+    });
+    notes
 }
 
-type Resolved = (Observer, Option<&'static str>, Vec<&'static str>);
+/// Makes bucket bounds usable: statsd_exporter accepts unsorted or repeated bounds and then crashes
+/// at the first observation; here they are sorted, repeats and NaN removed, with a note.
+fn repair_buckets(b: &mut Vec<f64>) -> Option<String> {
+    let before = b.clone();
+    b.retain(|v| !v.is_nan());
+    b.sort_by(f64::total_cmp);
+    b.dedup();
+    (*b != before || before.iter().any(|v| v.is_nan())).then(|| {
+        format!(
+            "bucket bounds {before:?} must be strictly increasing numbers (statsd_exporter crashes on them at the first observation): using {b:?}"
+        )
+    })
+}
 
-/// statsd_exporter's observer resolution for one rule. Returns the observer, a note when histogram
-/// options are given to a summary rule (accepted, without effect), and deprecation notes.
+/// What [`resolve_observer`] notes about a rule: the key, the kind, the message.
+type Note = (&'static str, WarningKind, String);
+
+/// statsd_exporter's observer resolution for one rule. Returns the observer and notes (deprecated
+/// keys, options without effect, repaired values).
 fn resolve_observer(
     observer_type: Option<ObserverType>,
     summary: Option<RawSummaryOptions>,
@@ -751,12 +884,15 @@ fn resolve_observer(
     legacy_buckets: Option<Vec<f64>>,
     default_summary: &SummarySettings,
     default_buckets: &[f64],
-) -> Result<Resolved, (&'static str, ErrorKind, String)> {
-    let mut notes = Vec::new();
+) -> Result<(Observer, Vec<Note>), (&'static str, ErrorKind, String)> {
+    let mut notes: Vec<Note> = Vec::new();
     if legacy_quantiles.is_some() {
-        notes.push(
-            "`quantiles` at the top of a rule is deprecated: use `summary_options.quantiles`",
-        );
+        notes.push((
+            "quantiles",
+            WarningKind::Deprecated,
+            "`quantiles` at the top of a rule is deprecated: use `summary_options.quantiles`"
+                .into(),
+        ));
         if summary.as_ref().is_some_and(|s| s.quantiles.is_some()) {
             return Err((
                 "quantiles",
@@ -766,7 +902,11 @@ fn resolve_observer(
         }
     }
     if legacy_buckets.is_some() {
-        notes.push("`buckets` at the top of a rule is deprecated: use `histogram_options.buckets`");
+        notes.push((
+            "buckets",
+            WarningKind::Deprecated,
+            "`buckets` at the top of a rule is deprecated: use `histogram_options.buckets`".into(),
+        ));
         if histogram.as_ref().is_some_and(|h| h.buckets.is_some()) {
             return Err((
                 "buckets",
@@ -784,13 +924,15 @@ fn resolve_observer(
                     "`summary_options` on a rule whose observer_type is histogram".into(),
                 ));
             }
-            let buckets = histogram
+            let mut buckets = histogram
                 .and_then(|h| h.buckets)
                 .filter(|b| !b.is_empty())
                 .or(legacy_buckets.filter(|b| !b.is_empty()))
                 .unwrap_or_else(|| default_buckets.to_vec());
-            check_buckets(&buckets).map_err(|m| ("histogram_options", ErrorKind::Range, m))?;
-            Ok((Observer::Histogram(buckets), None, notes))
+            if let Some(note) = repair_buckets(&mut buckets) {
+                notes.push(("histogram_options", WarningKind::Repaired, note));
+            }
+            Ok((Observer::Histogram(buckets), notes))
         }
         summary_type => {
             if summary_type == Some(ObserverType::Summary) && histogram.is_some() {
@@ -800,32 +942,35 @@ fn resolve_observer(
                     "`histogram_options` on a rule whose observer_type is summary".into(),
                 ));
             }
-            let note = histogram.is_some().then_some(
-                "`histogram_options` has no effect: this rule's observers are summaries (set `observer_type: histogram`)",
-            );
+            if histogram.is_some() {
+                notes.push((
+                    "histogram_options",
+                    WarningKind::NoEffect,
+                    "`histogram_options` has no effect: this rule's observers are summaries (set `observer_type: histogram`)".into(),
+                ));
+            }
             let s = summary.unwrap_or_default();
-            let settings = SummarySettings {
-                quantiles: s
-                    .quantiles
-                    .as_deref()
-                    .filter(|q| !q.is_empty())
+            let own_quantiles = s
+                .quantiles
+                .as_deref()
+                .filter(|q| !q.is_empty())
+                .or(legacy_quantiles.as_deref().filter(|q| !q.is_empty()));
+            let mut settings = SummarySettings {
+                quantiles: own_quantiles
                     .map(quantiles)
-                    .or(legacy_quantiles
-                        .as_deref()
-                        .filter(|q| !q.is_empty())
-                        .map(quantiles))
                     .unwrap_or_else(|| default_summary.quantiles.clone()),
-                max_age: s
-                    .max_age
-                    .filter(|a| !a.is_zero())
-                    .unwrap_or(default_summary.max_age),
+                max_age: positive(s.max_age).unwrap_or(default_summary.max_age),
                 age_buckets: s
                     .age_buckets
                     .filter(|&b| b > 0)
                     .unwrap_or(default_summary.age_buckets),
             };
-            check_summary(&settings).map_err(|m| ("summary_options", ErrorKind::Range, m))?;
-            Ok((Observer::Summary(settings), note, notes))
+            if own_quantiles.is_some() {
+                for note in repair_summary(&mut settings) {
+                    notes.push(("summary_options", WarningKind::Repaired, note));
+                }
+            }
+            Ok((Observer::Summary(settings), notes))
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd_mapping::{
-    Action, ErrorKind, Mapper, MappingCache, MetricType, Observer, SummarySettings,
+    Action, ErrorKind, Mapper, MappingCache, MetricType, Observer, SummarySettings, WarningKind,
 };
 
 fn mapper(yaml: &str) -> Mapper {
@@ -244,6 +244,7 @@ mappings:
     assert!(
         m.warnings()
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("timer_type") && w.starts_with("test.yaml:29:5: mappings[5]: ")),
         "{:?}",
         m.warnings()
@@ -273,6 +274,7 @@ fn histogram_options_on_a_default_summary_rule_load_with_a_warning() {
     assert!(matches!(m.rules()[0].observer, Observer::Summary(_)));
     assert!(
         m.warnings()[0]
+            .to_string()
             .starts_with("test.yaml:4:5: mappings[0]: `histogram_options` has no effect"),
         "{:?}",
         m.warnings()
@@ -331,6 +333,21 @@ fn cache_gives_identical_results_and_resets_on_a_new_mapper() {
         Some("other")
     );
     assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn cache_counts_gets_and_hits() {
+    let m = Arc::new(mapper("mappings:\n  - match: a.*\n    name: a\n"));
+    let mut cache = MappingCache::new(2);
+    for name in ["a.x", "a.x", "a.y", "b", "a.x"] {
+        cache.map(&m, name, MetricType::Counter);
+    }
+    // a.x miss, hit; a.y miss; b miss (evicts a.x); a.x miss.
+    assert_eq!(cache.take_stats(), (5, 1));
+    assert_eq!(cache.take_stats(), (0, 0));
+    let mut off = MappingCache::new(0);
+    off.map(&m, "a.x", MetricType::Counter);
+    assert_eq!(off.take_stats(), (0, 0));
 }
 
 #[test]
@@ -404,11 +421,9 @@ macro_rules! load_errors {
 }
 
 load_errors! {
-    yaml_syntax: "mappings:\n  - match: \"unclosed\n    name: x\n" => (Yaml, "bad.yaml:4:1: ", "found unexpected end of stream, while scanning a quoted scalar at line 2 column 12"),
-    yaml_wrong_shape: "mappings:\n  - match: [a, b]\n" => (Yaml, "bad.yaml:2:12: ", "mappings[0].match: invalid type: sequence, expected a string"),
-    unknown_key_is_named: "mappings:\n  - match: a\n    name: b\n    lables: {}\n" =>
-        (Yaml, "bad.yaml:4:5: ", "unknown field `lables`"),
-    unknown_defaults_key: "defaults:\n  ttl: 1m\n  observer: summary\n" => (Yaml, "bad.yaml:3:3: ", "unknown field `observer`"),
+    yaml_syntax: "mappings:\n  - match: \"unclosed\n    name: x\n" => (Yaml, "bad.yaml:", "invalid YAML: "),
+    yaml_wrong_shape: "mappings:\n  - match: [a, b]\n" => (Yaml, "bad.yaml:2:5: mappings[0]: ", "mappings[0].match: invalid type: sequence, expected a string"),
+    negative_bare_bucket_type: "defaults:\n  histogram_options: { buckets: [a] }\n" => (Yaml, "bad.yaml:2:", "buckets[0]: invalid type: string"),
     wrong_value_type: "mappings:\n  - match: a\n    name: b\n    honor_labels: maybe\n" => (Yaml, "bad.yaml:4:", "honor_labels"),
     bad_duration: "defaults:\n  ttl: 10 minutes\n" => (Yaml, "bad.yaml:2:", "invalid duration"),
     missing_match: "mappings:\n  - name: b\n" => (Missing, "bad.yaml:2:5: mappings[0]: ", "no `match`"),
@@ -422,8 +437,6 @@ load_errors! {
     name_starting_with_digit: "mappings:\n  - match: a.*\n    name: 9lives\n" => (Name, "bad.yaml:3:5: ", "starts with a digit"),
     bad_label_name: "mappings:\n  - match: a.*\n    name: m\n    labels:\n      ok: x\n      bad-label: y\n" =>
         (LabelName, "bad.yaml:6:7: mappings[0]: ", "invalid label name \"bad-label\""),
-    reserved_label_name: "mappings:\n  - match: a.*\n    name: m\n    labels: { __name__: x }\n" =>
-        (LabelName, "bad.yaml:4:15: ", "reserved"),
     unknown_match_type: "mappings:\n  - match: a\n    name: m\n    match_type: wildcard\n" => (Value, "bad.yaml:4:5: ", "unknown match_type \"wildcard\""),
     unknown_action: "mappings:\n  - match: a\n    name: m\n    action: keep\n" => (Value, "bad.yaml:4:5: ", "unknown action"),
     unknown_metric_type: "mappings:\n  - match: a\n    name: m\n    match_metric_type: histogram\n" => (Value, "bad.yaml:4:5: ", "match_metric_type"),
@@ -434,10 +447,6 @@ load_errors! {
         (Conflict, "bad.yaml:5:5: ", "`histogram_options` on a rule whose observer_type is summary"),
     legacy_and_new_quantiles: "mappings:\n  - match: a\n    name: m\n    quantiles: [{quantile: 0.5, error: 0.1}]\n    summary_options: { quantiles: [{quantile: 0.5, error: 0.1}] }\n" =>
         (Conflict, "bad.yaml:4:5: ", "both"),
-    unsorted_buckets: "mappings:\n  - match: a\n    name: m\n    observer_type: histogram\n    histogram_options: { buckets: [1, 0.5] }\n" =>
-        (Range, "bad.yaml:5:5: ", "strictly increasing"),
-    quantile_out_of_range: "defaults:\n  summary_options: { quantiles: [{quantile: 1.5, error: 0.1}] }\n" => (Range, "bad.yaml:2:3: ", "outside [0, 1]"),
-    infinite_scale: "mappings:\n  - match: a\n    name: m\n    scale: .inf\n" => (Range, "bad.yaml:4:5: ", "finite"),
 }
 
 #[test]
@@ -457,4 +466,82 @@ fn empty_file_is_no_rules() {
     assert!(mapper("").rules().is_empty());
     assert!(mapper("# only a comment\n").rules().is_empty());
     assert!(mapper("mappings: []\n").rules().is_empty());
+}
+
+/// `case: yaml => (kind, "file:line:col: message fragment")`: files statsd_exporter 0.30 loads, so we
+/// load them too, with a positioned warning (and refuse them only under `--statsd.mapping-strict`).
+macro_rules! load_warnings {
+    ($($case:ident: $yaml:expr => ($kind:ident, $prefix:expr, $fragment:expr),)*) => {$(
+        #[test]
+        fn $case() {
+            let m = Mapper::from_yaml($yaml, "warn.yaml").expect("statsd_exporter 0.30 loads it");
+            let w = m.warnings().first().expect("a warning").clone();
+            let text = w.to_string();
+            assert_eq!(w.kind, WarningKind::$kind, "{text}");
+            assert!(text.starts_with($prefix), "message {text:?} should start with {:?}", $prefix);
+            assert!(text.contains($fragment), "message {text:?} should mention {:?}", $fragment);
+            let strict = m.strict_error().expect("strict mode refuses a file with warnings");
+            assert_eq!(strict.kind, ErrorKind::Strict);
+            assert!(strict.to_string().starts_with($prefix), "{strict}");
+        }
+    )*};
+}
+
+load_warnings! {
+    unknown_rule_key: "mappings:\n  - match: a\n    name: b\n    lables: {}\n" =>
+        (UnknownKey, "warn.yaml:4:5: mappings[0]: ", "unknown key `mappings.0.lables`"),
+    unknown_defaults_key: "defaults:\n  ttl: 1m\n  observer: summary\n" => (UnknownKey, "warn.yaml:3:3: ", "`defaults.observer`"),
+    unknown_top_level_key: "version: 2\nmappings: []\n" => (UnknownKey, "warn.yaml:1:1: ", "`version`"),
+    unknown_summary_options_key: "mappings:\n  - match: a\n    name: b\n    summary_options:\n      maxage: 1m\n" =>
+        (UnknownKey, "warn.yaml:5:7: mappings[0]: ", "summary_options.maxage"),
+    unknown_histogram_options_key: "defaults:\n  histogram_options:\n    bucket: [1]\n" =>
+        (UnknownKey, "warn.yaml:3:5: ", "histogram_options.bucket"),
+    duplicate_rule_key: "mappings:\n  - match: a\n    name: b\n    name: c\n" =>
+        (DuplicateKey, "warn.yaml:4:5: mappings[0]: ", "the last value is used"),
+    negative_rule_ttl: "mappings:\n  - match: a\n    name: b\n    ttl: -1s\n" => (Repaired, "warn.yaml:4:5: mappings[0]: ", "never expire"),
+    negative_default_ttl: "defaults:\n  ttl: -5m\n" => (Repaired, "warn.yaml:2:3: ", "never expire"),
+    negative_max_age: "defaults:\n  summary_options: { max_age: -1m }\n" => (Repaired, "warn.yaml:2:", "negative max_age"),
+    reserved_label_name: "mappings:\n  - match: a.*\n    name: m\n    labels: { __name__: x }\n" =>
+        (Repaired, "warn.yaml:4:15: mappings[0]: ", "reserved"),
+    unsorted_buckets: "mappings:\n  - match: a\n    name: m\n    observer_type: histogram\n    histogram_options: { buckets: [1, 0.5] }\n" =>
+        (Repaired, "warn.yaml:5:5: ", "using [0.5, 1.0]"),
+    quantile_out_of_range: "defaults:\n  summary_options: { quantiles: [{quantile: 1.5, error: 0.1}] }\n" => (Repaired, "warn.yaml:2:3: ", "outside [0, 1]"),
+    infinite_scale: "mappings:\n  - match: a\n    name: m\n    scale: .inf\n" => (Repaired, "warn.yaml:4:5: ", "finite"),
+}
+
+#[test]
+fn unknown_and_duplicate_keys_do_not_change_the_rule() {
+    let m = mapper(
+        "defaults:\n  ttl: 1m\n  some_future_key: true\nmappings:\n  - match: a.*\n    name: first\n    name: m_$1\n    labels: {k: x, k: \"$1\"}\n    comment: ignored\n",
+    );
+    assert_eq!(m.warnings().len(), 4, "{:?}", m.warnings());
+    let got = m.map("a.b", MetricType::Counter).expect("matches");
+    assert_eq!(got.name, "m_b");
+    assert_eq!(got.labels, [("k".to_string(), "b".to_string())]);
+    assert_eq!(m.rules()[0].ttl, Duration::from_secs(60));
+    assert!(
+        m.strict_error()
+            .expect("strict")
+            .to_string()
+            .contains("(and 3 more warnings)")
+    );
+}
+
+#[test]
+fn a_negative_rule_ttl_does_not_inherit_the_default() {
+    // statsd_exporter copies defaults.ttl only onto rules whose ttl is 0; -1s stays and means none.
+    let m = mapper(
+        "defaults:\n  ttl: 10m\nmappings:\n  - match: a\n    name: a\n    ttl: -1s\n  - match: b\n    name: b\n",
+    );
+    assert_eq!(m.rules()[0].ttl, Duration::ZERO);
+    assert_eq!(m.rules()[1].ttl, Duration::from_secs(600));
+}
+
+#[test]
+fn a_file_without_warnings_passes_strict_mode() {
+    assert!(
+        mapper("mappings:\n  - match: a.*\n    name: m\n")
+            .strict_error()
+            .is_none()
+    );
 }

@@ -89,6 +89,8 @@ pub struct Config {
     pub udp_workers: usize,
     /// The mapping.
     pub mapping: MappingSource,
+    /// Refuse a mapping file with warnings (`--statsd.mapping-strict`), at start and on reload.
+    pub mapping_strict: bool,
     /// Mapping results cached per receive worker (0 disables the cache).
     pub cache_size: usize,
     /// Series limits and the set window.
@@ -115,6 +117,7 @@ impl Config {
             read_buffer: None,
             udp_workers: 1,
             mapping: MappingSource::None,
+            mapping_strict: false,
             cache_size: statsd_mapping::DEFAULT_CACHE_SIZE,
             store: statsd_store::Config::default(),
             relay: None,
@@ -160,6 +163,8 @@ pub struct Shared {
     pub mappings: Arc<ArcSwap<Mappings>>,
     /// Where the mapping comes from.
     pub source: MappingSource,
+    /// Refuse a reloaded file with warnings.
+    pub mapping_strict: bool,
     /// Listeners are bound and the mapping is loaded; false again once shutdown begins.
     pub ready: AtomicBool,
     /// Serve `/-/reload` and `/-/quit`.
@@ -182,20 +187,22 @@ impl Shared {
             return Ok(self.mappings.load().mapper.rules().len());
         };
         let path = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Mappings::load(&path))
+        let strict = self.mapping_strict;
+        let loaded = tokio::task::spawn_blocking(move || Mappings::load(&path, strict))
             .await
             .map_err(|e| format!("reload task failed: {e}"))?;
         match loaded {
             Ok(mappings) => {
                 let rules = mappings.mapper.rules().len();
+                let warnings = mappings.mapper.warnings().len();
                 self.mappings.store(Arc::new(mappings));
-                self.telemetry.reloaded(true, rules);
+                self.telemetry.reloaded(true, rules, warnings);
                 tracing::info!(rules, "mapping reloaded");
                 Ok(rules)
             }
             Err(e) => {
                 self.telemetry
-                    .reloaded(false, self.mappings.load().mapper.rules().len());
+                    .reloaded(false, self.mappings.load().mapper.rules().len(), 0);
                 tracing::error!(error = %e, "mapping reload failed; the previous mapping stays in use");
                 Err(e.to_string())
             }
@@ -211,7 +218,7 @@ impl Shared {
         let before = self.udp_drops_seen.swap(now, Ordering::Relaxed);
         if now > before {
             self.telemetry
-                .udp_kernel_drops
+                .udp_packet_drops
                 .inc_by((now - before) as u64);
         }
     }
@@ -343,9 +350,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // The mapping first: a bad file never starts a half-configured proxy.
     let mappings = match &config.mapping {
         MappingSource::File(path) => {
-            let m = Mappings::load(path)?;
+            let m = Mappings::load(path, config.mapping_strict)?;
             let rules = m.mapper.rules().len();
-            tracing::info!(file = %path.display(), rules, "loaded mapping file");
+            let warnings = m.mapper.warnings().len();
+            tracing::info!(file = %path.display(), rules, warnings, "loaded mapping file");
             m
         }
         MappingSource::EmbeddedMastodon => {
@@ -364,7 +372,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     telemetry
         .series_limit
         .set(i64::try_from(config.store.limits.max_series).unwrap_or(i64::MAX));
-    telemetry.reloaded_initially(mappings.mapper.rules().len());
+    telemetry.reloaded_initially(
+        mappings.mapper.rules().len(),
+        mappings.mapper.warnings().len(),
+    );
     let mappings = Arc::new(ArcSwap::from_pointee(mappings));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -469,6 +480,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         telemetry,
         mappings,
         source: config.mapping.clone(),
+        mapping_strict: config.mapping_strict,
         ready: AtomicBool::new(false),
         enable_lifecycle: config.enable_lifecycle,
         telemetry_path: config.telemetry_path.clone(),

@@ -73,10 +73,19 @@ pub struct Cli {
     #[arg(long = "no-statsd.parse-signalfx-tags", action = ArgAction::SetTrue, overrides_with = "signalfx")]
     pub no_signalfx: bool,
 
-    /// Metric mapping configuration file (statsd_exporter's format). Without it every metric is exposed
-    /// under its escaped StatsD name.
-    #[arg(long = "statsd.mapping-config", value_name = "FILE", global = true)]
-    pub mapping_config: Option<PathBuf>,
+    /// Metric mapping configuration file (statsd_exporter's format). Without it (or given empty, as
+    /// units that build it from a variable do) the --statsd.default-mapping applies.
+    #[arg(long = "statsd.mapping-config", value_name = "FILE", global = true, value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub mapping_config: Option<std::ffi::OsString>,
+
+    /// Refuse a mapping file that has warnings (unknown or duplicate keys, deprecated keys, values
+    /// statsd_exporter accepts but that cannot work as written): at start, on reload, and in `mapping
+    /// check`. Off by default, as statsd_exporter 0.30 loads such files.
+    #[arg(long = "statsd.mapping-strict", action = ArgAction::SetTrue, overrides_with = "no_mapping_strict", global = true)]
+    pub mapping_strict: bool,
+    /// Load mapping files with warnings (the default).
+    #[arg(long = "no-statsd.mapping-strict", action = ArgAction::SetTrue, overrides_with = "mapping_strict", global = true)]
+    pub no_mapping_strict: bool,
 
     /// Mapping used when --statsd.mapping-config is not given: `mastodon` (the Mastodon mapping shipped in
     /// the binary, mappings/mastodon.yaml) or `none` (every metric unmapped, as statsd_exporter).
@@ -89,11 +98,14 @@ pub struct Cli {
 
     /// Check the mapping file (and flags), print the result, and exit 0 (valid) or 1 (invalid) without
     /// opening any port.
-    #[arg(long = "check-config")]
+    #[arg(long = "check-config", action = ArgAction::SetTrue, overrides_with = "no_check_config")]
     pub check_config: bool,
+    /// Run the proxy (the default; kingpin's negation of --check-config).
+    #[arg(long = "no-check-config", action = ArgAction::SetTrue, overrides_with = "check_config", hide = true)]
+    pub no_check_config: bool,
 
     /// Mapping results cached per receive worker (0 disables the cache).
-    #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = statsd_mapping::DEFAULT_CACHE_SIZE)]
+    #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = statsd_mapping::DEFAULT_CACHE_SIZE, value_parser = parse_count::<usize>)]
     pub cache_size: usize,
 
     /// Mapping cache eviction: lru or random. Accepted for compatibility, no effect: the cache is an
@@ -111,12 +123,19 @@ pub struct Cli {
     pub listen_unixgram: String,
 
     /// The permission mode of the unix socket (octal).
-    #[arg(long = "statsd.unixsocket-mode", value_name = "MODE", default_value = "755", value_parser = parse_mode)]
-    pub unixsocket_mode: u32,
+    /// A value that is not an octal mode is reported and the default used (statsd_exporter 0.30 also
+    /// starts, with a warning).
+    #[arg(
+        long = "statsd.unixsocket-mode",
+        value_name = "MODE",
+        default_value = "755"
+    )]
+    pub unixsocket_mode: String,
 
     /// Size in bytes of the kernel receive buffer of the UDP and unixgram sockets (SO_RCVBUF). The kernel
     /// caps it at net.core.rmem_max.
-    #[arg(long = "statsd.read-buffer", value_name = "BYTES")]
+    /// 0 (or less) leaves the kernel's default.
+    #[arg(long = "statsd.read-buffer", value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub read_buffer: Option<usize>,
 
     /// UDP receive worker threads, all draining the same socket (default: half the cores, at least one).
@@ -145,7 +164,7 @@ pub struct Cli {
     pub relay_address: Option<String>,
 
     /// Maximum relay output packet length, to avoid fragmentation.
-    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = crate::relay::DEFAULT_PACKET_LENGTH)]
+    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = crate::relay::DEFAULT_PACKET_LENGTH, value_parser = parse_uint::<usize>)]
     pub relay_packet_length: usize,
 
     /// Accepted for compatibility, no effect: there is no event queue (samples go to the store as they
@@ -153,7 +172,8 @@ pub struct Cli {
     #[arg(
         long = "statsd.event-queue-size",
         value_name = "N",
-        default_value_t = 10000
+        default_value_t = 10000,
+        value_parser = parse_uint::<u64>
     )]
     pub event_queue_size: u64,
 
@@ -161,7 +181,8 @@ pub struct Cli {
     #[arg(
         long = "statsd.event-flush-threshold",
         value_name = "N",
-        default_value_t = 1000
+        default_value_t = 1000,
+        value_parser = parse_count::<u64>
     )]
     pub event_flush_threshold: u64,
 
@@ -178,7 +199,8 @@ pub struct Cli {
     #[arg(
         long = "statsd.udp-packet-queue-size",
         value_name = "N",
-        default_value_t = 10000
+        default_value_t = 10000,
+        value_parser = parse_count::<u64>
     )]
     pub udp_packet_queue_size: u64,
 
@@ -211,9 +233,11 @@ pub struct Cli {
     #[arg(long = "statsd.set-window", value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
     pub set_window: std::time::Duration,
 
-    /// Only log messages with the given severity or above: debug, info, warn, error.
-    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
-          value_parser = ["debug", "info", "warn", "error"])]
+    /// Only log messages with the given severity or above: debug, info, warn, error (in any case).
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", ignore_case = true,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::builder::PossibleValuesParser::new(["debug", "info", "warn", "error"]),
+              |level: String| level.to_ascii_lowercase()))]
     pub log_level: String,
 
     /// Output format of log messages: logfmt or json.
@@ -260,6 +284,84 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{text:?} is not an octal permission mode like 755"))
 }
 
+/// The permission mode of the unixgram socket when none (or a bad one) is given.
+pub const DEFAULT_UNIXSOCKET_MODE: u32 = 0o755;
+
+/// kingpin's `Int`: the text is read as a float and truncated (`1e3`, `1.9`, `+5`, `0x1p4` are
+/// accepted), so units written for statsd_exporter start. Counts here are unsigned: a value below
+/// zero means 0 (for the cache, "off"; statsd_exporter crashes on a negative cache size).
+fn parse_count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let bad = || format!("{text:?} is not a number");
+    let value: f64 = match text.trim().parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(text.trim()).ok_or_else(bad)?,
+    };
+    if value.is_nan() {
+        return Err(bad());
+    }
+    // `as` saturates: huge values become u64::MAX, negative ones 0.
+    T::try_from(value.trunc() as u64).map_err(|_| format!("{text:?} is too large"))
+}
+
+/// Go's hexadecimal float syntax (`0x1p4`, `-0x1.8p1`), which kingpin's Int accepts.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exponent) = rest.split_once(['p', 'P'])?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in int.chars() {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        value += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let value = value * 2f64.powi(exponent);
+    Some(if negative { -value } else { value })
+}
+
+/// kingpin's `Uint`: Go's `strconv.ParseUint(text, 0, 64)`: decimal, `0x`/`0o`/`0b` prefixes, a
+/// leading `0` for octal, and `_` between digits.
+fn parse_uint<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let bad = || format!("{text:?} is not an unsigned number");
+    let (digits, radix) =
+        if let Some(r) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (r, 16)
+        } else if let Some(r) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
+            (r, 8)
+        } else if let Some(r) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
+            (r, 2)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
+    // Go allows `_` only between digits (and after a base prefix).
+    if digits.is_empty()
+        || digits.starts_with('+')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return Err(bad());
+    }
+    if digits.starts_with('_') && radix == 10 {
+        return Err(bad());
+    }
+    let value = u64::from_str_radix(&digits.replace('_', ""), radix).map_err(|_| bad())?;
+    T::try_from(value).map_err(|_| format!("{text:?} is too large"))
+}
+
 fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     statsd_mapping::duration::parse(text)
 }
@@ -295,6 +397,32 @@ impl Cli {
         None
     }
 
+    /// `--check-config` given (and not negated after).
+    pub fn check_config_requested(&self) -> bool {
+        self.check_config && !self.no_check_config
+    }
+
+    /// The mapping file, if one is named (an empty `--statsd.mapping-config=` names none).
+    pub fn mapping_file(&self) -> Option<&std::path::Path> {
+        self.mapping_config
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(std::path::Path::new)
+    }
+
+    /// The unixgram socket's mode, and a warning when the flag's value is not an octal mode.
+    pub fn unixsocket_mode(&self) -> (u32, Option<String>) {
+        match parse_mode(&self.unixsocket_mode) {
+            Ok(mode) => (mode, None),
+            Err(e) => (
+                DEFAULT_UNIXSOCKET_MODE,
+                Some(format!(
+                    "--statsd.unixsocket-mode: {e}; using {DEFAULT_UNIXSOCKET_MODE:o}"
+                )),
+            ),
+        }
+    }
+
     /// Flags accepted for compatibility that change nothing here, with their values (for a debug log).
     pub fn without_effect(&self) -> Vec<String> {
         let mut notes = vec![
@@ -326,7 +454,7 @@ impl Cli {
             listen_udp: optional(&self.listen_udp),
             listen_tcp: optional(&self.listen_tcp),
             listen_unixgram: optional(&self.listen_unixgram).map(PathBuf::from),
-            unixsocket_mode: self.unixsocket_mode,
+            unixsocket_mode: self.unixsocket_mode().0,
             web_listen_address: self.web_listen_address.clone(),
             telemetry_path: self.telemetry_path.clone(),
             enable_lifecycle: self.enable_lifecycle && !self.no_enable_lifecycle,
@@ -334,13 +462,14 @@ impl Cli {
             tcp_max_line: self.tcp_max_line,
             tcp_max_connections: self.tcp_max_connections,
             tcp_idle_timeout: self.tcp_idle_timeout,
-            read_buffer: self.read_buffer,
+            read_buffer: self.read_buffer.filter(|&b| b > 0),
             udp_workers: self.udp_workers.unwrap_or_else(default_udp_workers),
-            mapping: match (&self.mapping_config, self.default_mapping.as_str()) {
-                (Some(path), _) => MappingSource::File(path.clone()),
+            mapping: match (self.mapping_file(), self.default_mapping.as_str()) {
+                (Some(path), _) => MappingSource::File(path.to_path_buf()),
                 (None, "none") => MappingSource::None,
                 (None, _) => MappingSource::EmbeddedMastodon,
             },
+            mapping_strict: self.mapping_strict && !self.no_mapping_strict,
             cache_size: self.cache_size,
             store: statsd_store::Config {
                 limits: statsd_store::Limits {
@@ -349,9 +478,11 @@ impl Cli {
                 },
                 set_window: self.set_window,
             },
-            relay: self.relay_address.as_ref().map(|address| RelayConfig {
-                address: address.clone(),
-                packet_length: self.relay_packet_length,
+            relay: optional(self.relay_address.as_deref().unwrap_or_default()).map(|address| {
+                RelayConfig {
+                    address: address.clone(),
+                    packet_length: self.relay_packet_length,
+                }
             }),
         }
     }
@@ -410,5 +541,127 @@ mod tests {
     #[test]
     fn unknown_log_level_is_refused() {
         assert!(Cli::try_parse_from(["statsd-proxy", "--log.level=verbose"]).is_err());
+        assert!(Cli::try_parse_from(["statsd-proxy", "--log.format=xml"]).is_err());
+    }
+
+    #[test]
+    fn log_level_in_any_case() {
+        for (given, want) in [
+            ("DEBUG", "debug"),
+            ("Info", "info"),
+            ("wArN", "warn"),
+            ("error", "error"),
+        ] {
+            assert_eq!(parse(&[&format!("--log.level={given}")]).log_level, want);
+        }
+    }
+
+    #[test]
+    fn empty_values_mean_off_as_in_statsd_exporter() {
+        let c = parse(&[
+            "--statsd.mapping-config=",
+            "--statsd.relay.address=",
+            "--statsd.read-buffer=0",
+        ])
+        .config();
+        assert_eq!(c.mapping, MappingSource::EmbeddedMastodon);
+        assert_eq!(c.relay, None);
+        assert_eq!(c.read_buffer, None);
+        let c = parse(&["--statsd.mapping-config=", "--statsd.default-mapping=none"]).config();
+        assert_eq!(c.mapping, MappingSource::None);
+    }
+
+    #[test]
+    fn kingpin_int_flags_take_what_kingpin_takes() {
+        for (given, want) in [
+            ("1000", 1000),
+            ("1e3", 1000),
+            ("1.9", 1),
+            ("+5", 5),
+            ("0x1p4", 16),
+            ("-1", 0),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                parse(&[&format!("--statsd.cache-size={given}")]).cache_size,
+                want,
+                "{given}"
+            );
+        }
+        for bad in ["0x10", "1_000", "ten", "", "NaN"] {
+            assert!(
+                Cli::try_parse_from(["statsd-proxy", &format!("--statsd.cache-size={bad}")])
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse(&["--statsd.read-buffer=2.5e6"]).config().read_buffer,
+            Some(2_500_000)
+        );
+        assert_eq!(
+            parse(&["--statsd.event-flush-threshold=1e2"]).event_flush_threshold,
+            100
+        );
+        assert_eq!(
+            parse(&["--statsd.udp-packet-queue-size=-3"]).udp_packet_queue_size,
+            0
+        );
+    }
+
+    #[test]
+    fn kingpin_uint_flags_take_go_unsigned_syntax() {
+        for (given, want) in [
+            ("1400", 1400),
+            ("0x10", 16),
+            ("0o17", 15),
+            ("017", 15),
+            ("0b101", 5),
+            ("10_000", 10_000),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                parse(&[&format!("--statsd.event-queue-size={given}")]).event_queue_size,
+                want,
+                "{given}"
+            );
+        }
+        assert_eq!(
+            parse(&["--statsd.relay.packet-length=0x200"]).relay_packet_length,
+            512
+        );
+        for bad in ["+10", "-1", "1.5", "_1", "1_", "1__0", "0x", "08"] {
+            assert!(
+                Cli::try_parse_from(["statsd-proxy", &format!("--statsd.event-queue-size={bad}")])
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_unixsocket_mode_warns_and_keeps_the_default() {
+        assert_eq!(
+            parse(&["--statsd.unixsocket-mode=660"]).unixsocket_mode(),
+            (0o660, None)
+        );
+        for bad in ["8", "", "rwx", "77777"] {
+            let (mode, warning) =
+                parse(&[&format!("--statsd.unixsocket-mode={bad}")]).unixsocket_mode();
+            assert_eq!(mode, DEFAULT_UNIXSOCKET_MODE);
+            assert!(warning.is_some_and(|w| w.contains("octal")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn boolean_flags_have_kingpin_negations() {
+        assert!(!parse(&["--check-config", "--no-check-config"]).check_config_requested());
+        assert!(parse(&["--no-check-config", "--check-config"]).check_config_requested());
+        assert!(parse(&["--statsd.mapping-strict"]).config().mapping_strict);
+        assert!(
+            !parse(&["--statsd.mapping-strict", "--no-statsd.mapping-strict"])
+                .config()
+                .mapping_strict
+        );
     }
 }

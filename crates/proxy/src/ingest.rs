@@ -44,18 +44,29 @@ pub struct Scratch {
     /// Lines to relay, `\n`-terminated, handed over at [`Ingest::publish`].
     relay: Vec<u8>,
     relay_lines: u64,
+    /// `statsd_metric_mapper_cache_length`, and how much of it is this cache's (taken back on drop).
+    cache_length: prometheus::IntGauge,
+    cache_length_published: i64,
 }
 
 impl Scratch {
     /// Scratch space with a mapping cache of `cache_size` results (0: no cache).
-    fn new(cache_size: usize) -> Self {
+    fn new(cache_size: usize, cache_length: prometheus::IntGauge) -> Self {
         Self {
             name: String::new(),
             cache: MappingCache::new(cache_size),
             tally: Tally::default(),
             relay: Vec::new(),
             relay_lines: 0,
+            cache_length,
+            cache_length_published: 0,
         }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.cache_length.sub(self.cache_length_published);
     }
 }
 
@@ -82,7 +93,7 @@ impl Ingest {
 
     /// Scratch space for one receive task (its own mapping cache).
     pub fn scratch(&self) -> Scratch {
-        Scratch::new(self.cache_size)
+        Scratch::new(self.cache_size, self.telemetry.cache_length.clone())
     }
 
     /// Handles one packet (one or more `\n`-separated lines) and publishes its counts.
@@ -132,6 +143,16 @@ impl Ingest {
 
     /// Publishes the counts gathered in `scratch` (TCP calls this per read, UDP per packet).
     pub fn publish(&self, scratch: &mut Scratch) {
+        let (gets, hits) = scratch.cache.take_stats();
+        scratch.tally.cache_gets += gets;
+        scratch.tally.cache_hits += hits;
+        let length = i64::try_from(scratch.cache.len()).unwrap_or(i64::MAX);
+        if length != scratch.cache_length_published {
+            scratch
+                .cache_length
+                .add(length - scratch.cache_length_published);
+            scratch.cache_length_published = length;
+        }
         self.telemetry.flush(&mut scratch.tally);
         if let Some(relay) = &self.relay
             && scratch.relay_lines > 0

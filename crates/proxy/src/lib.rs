@@ -23,6 +23,7 @@ pub mod cli;
 pub mod explain;
 pub mod http;
 pub mod ingest;
+pub mod logging;
 pub mod mappings;
 pub mod relay;
 pub mod telemetry;

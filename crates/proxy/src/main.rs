@@ -8,7 +8,7 @@ use clap::Parser as _;
 use statsd_mapping::Mapper;
 use statsd_proxy::app;
 use statsd_proxy::cli::{Cli, Command, MappingCommand};
-use std::io::IsTerminal as _;
+use statsd_proxy::logging::{LogFormat, Promslog};
 
 use tracing_subscriber::EnvFilter;
 
@@ -16,23 +16,24 @@ fn init_logging(cli: &Cli) {
     // RUST_LOG, when set, refines --log.level (e.g. RUST_LOG=statsd_proxy=debug).
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
-    let builder = tracing_subscriber::fmt()
+    let format = match cli.log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Logfmt,
+    };
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // A failed log write (stderr closed by whoever started us) must not matter: the default
         // reports it with eprintln!, which panics on a broken stderr and took request handling down.
         .log_internal_errors(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+        .event_format(Promslog { format })
+        .init();
 }
 
-/// The mapping the flags select: the file, the embedded Mastodon mapping, or none.
+/// The mapping the flags select: the file, the embedded Mastodon mapping, or none. Warnings are the
+/// caller's to report.
 fn load_mapping(cli: &Cli) -> Result<Mapper, statsd_mapping::LoadError> {
-    match (&cli.mapping_config, cli.default_mapping.as_str()) {
+    match (cli.mapping_file(), cli.default_mapping.as_str()) {
         (Some(path), _) => Mapper::from_file(path),
         (None, "none") => Ok(Mapper::empty()),
         (None, _) => Mapper::from_yaml(
@@ -44,7 +45,7 @@ fn load_mapping(cli: &Cli) -> Result<Mapper, statsd_mapping::LoadError> {
 
 /// `--check-config` and `mapping check`: load the mapping and report, opening no port.
 fn check_config(cli: &Cli) -> ExitCode {
-    if cli.mapping_config.is_none() && cli.default_mapping == "none" {
+    if cli.mapping_file().is_none() && cli.default_mapping == "none" {
         println!("no mapping (--statsd.default-mapping=none): nothing to check");
         return ExitCode::SUCCESS;
     }
@@ -53,8 +54,19 @@ fn check_config(cli: &Cli) -> ExitCode {
             for warning in mapper.warnings() {
                 eprintln!("warning: {warning}");
             }
+            if cli.config().mapping_strict
+                && let Some(error) = mapper.strict_error()
+            {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+            let warnings = match mapper.warnings().len() {
+                0 => String::new(),
+                1 => ", 1 warning".to_string(),
+                n => format!(", {n} warnings"),
+            };
             println!(
-                "{}: OK, {} mapping rules",
+                "{}: OK, {} mapping rules{warnings}",
                 mapper.source(),
                 mapper.rules().len()
             );
@@ -106,13 +118,16 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    if cli.check_config {
+    if cli.check_config_requested() {
         return check_config(&cli);
     }
     init_logging(&cli);
     if let Some(problem) = cli.unsupported() {
         tracing::error!("{problem}");
         return ExitCode::FAILURE;
+    }
+    if let (_, Some(warning)) = cli.unixsocket_mode() {
+        tracing::warn!("{warning}");
     }
     for flag in cli.without_effect() {
         tracing::debug!(%flag, "flag accepted for compatibility with statsd_exporter; it has no effect here");

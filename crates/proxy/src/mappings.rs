@@ -67,13 +67,10 @@ impl Mappings {
         Self::new(embedded_mastodon_mapper())
     }
 
-    /// Loads `path`, logging the file's warnings.
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let mapper = Mapper::from_file(path)?;
-        for warning in mapper.warnings() {
-            tracing::warn!("{warning}");
-        }
-        Ok(Self::new(mapper))
+    /// Loads `path`, logging each of the file's warnings; with `strict` (`--statsd.mapping-strict`) a
+    /// file with warnings is refused.
+    pub fn load(path: &Path, strict: bool) -> Result<Self, LoadError> {
+        Ok(Self::new(load_mapper(path, strict)?))
     }
 
     /// The spec of rule `rule`.
@@ -84,6 +81,18 @@ impl Mappings {
     /// The spec of unmapped metrics.
     pub fn unmapped(&self) -> &Spec {
         &self.unmapped
+    }
+}
+
+/// Loads and compiles `path`, logging each warning; under `strict` the first warning becomes the error.
+pub fn load_mapper(path: &Path, strict: bool) -> Result<Mapper, LoadError> {
+    let mapper = Mapper::from_file(path)?;
+    for warning in mapper.warnings() {
+        tracing::warn!("mapping: {warning}");
+    }
+    match mapper.strict_error() {
+        Some(error) if strict => Err(error),
+        _ => Ok(mapper),
     }
 }
 

@@ -70,8 +70,16 @@ pub struct Telemetry {
     config_reloads: IntCounterVec,
     /// `statsd_exporter_unixgram_packets_total`.
     pub unixgram_packets: IntCounter,
-    /// `statsd_proxy_udp_kernel_drops_total`: datagrams the kernel dropped for our UDP sockets.
-    pub udp_kernel_drops: IntCounter,
+    /// `statsd_exporter_udp_packet_drops_total`: datagrams the kernel dropped for our UDP sockets (the
+    /// only place ours are dropped: there is no packet queue of our own to overflow).
+    pub udp_packet_drops: IntCounter,
+    /// `statsd_metric_mapper_cache_gets_total` and `_hits_total`: mapping-cache lookups of every worker.
+    cache_gets: IntCounter,
+    cache_hits: IntCounter,
+    /// `statsd_metric_mapper_cache_length`: results cached, summed over the workers' caches.
+    pub cache_length: IntGauge,
+    /// `statsd_proxy_mapping_warnings`: warnings of the mapping file in use (0 for the embedded one).
+    mapping_warnings: IntGauge,
     /// `statsd_proxy_tcp_connections_refused_total`: over `--statsd.tcp-max-connections`.
     pub tcp_connections_refused: IntCounter,
 }
@@ -88,6 +96,41 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
         .register(Box::new(c.clone()))
         .expect("each self-metric is registered once");
     c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric name and help are valid");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("each self-metric is registered once");
+    g
+}
+
+/// The label names of `statsd_exporter_build_info`, statsd_exporter 0.30's.
+pub const BUILD_INFO_LABELS: [&str; 7] = [
+    "version",
+    "revision",
+    "branch",
+    "goversion",
+    "goos",
+    "goarch",
+    "tags",
+];
+
+/// The values of `statsd_exporter_build_info`, in [`BUILD_INFO_LABELS`] order: the crate version, the
+/// git commit and branch the binary was built from (`unknown` outside a git checkout), the Rust
+/// compiler's version in `goversion`, the target OS and architecture, and the enabled cargo features
+/// (`unknown` when none, as Go builds without tags say).
+pub fn build_info_values() -> [&'static str; 7] {
+    [
+        env!("CARGO_PKG_VERSION"),
+        env!("STATSD_PROXY_REVISION"),
+        env!("STATSD_PROXY_BRANCH"),
+        env!("STATSD_PROXY_RUSTC"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        env!("STATSD_PROXY_FEATURES"),
+    ]
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -144,14 +187,9 @@ impl Telemetry {
         for k in Kind::ALL {
             metrics_by_type.with_label_values(&[k.type_label()]);
         }
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("static metric name and help are valid");
-            r.register(Box::new(g.clone()))
-                .expect("each self-metric is registered once");
-            g
-        };
-        let series = gauge("statsd_proxy_series", "Series currently held.");
+        let series = gauge(&r, "statsd_proxy_series", "Series currently held.");
         let series_limit = gauge(
+            &r,
             "statsd_proxy_series_limit",
             "The configured --statsd.max-series (0: unlimited).",
         );
@@ -194,16 +232,21 @@ impl Telemetry {
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "statsd_exporter_build_info",
-                "A metric with a constant '1' value labeled by version and program (statsd-proxy).",
+                "A metric with a constant '1' value labeled by version, revision, branch, goversion from \
+                 which statsd_exporter was built, and the goos and goarch for the build (here: \
+                 statsd-proxy; goversion is the Rust compiler's version).",
             ),
-            &["version", "program"],
+            &BUILD_INFO_LABELS,
         )
         .expect("static metric name, help and labels are valid");
         r.register(Box::new(build_info.clone()))
             .expect("each self-metric is registered once");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), "statsd-proxy"])
-            .set(1);
+        build_info.with_label_values(&build_info_values()).set(1);
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("the process collector is registered once");
         Self {
             config_reloads,
             unixgram_packets: counter(
@@ -211,11 +254,33 @@ impl Telemetry {
                 "statsd_exporter_unixgram_packets_total",
                 "The total number of StatsD packets received over Unixgram.",
             ),
-            udp_kernel_drops: counter(
+            udp_packet_drops: counter(
                 &r,
-                "statsd_proxy_udp_kernel_drops_total",
-                "Datagrams the kernel dropped for our UDP sockets because their receive buffer was full \
-                 (from /proc/net/udp; raise --statsd.read-buffer or --statsd.udp-workers).",
+                "statsd_exporter_udp_packet_drops_total",
+                "The total number of dropped StatsD packets which received over UDP (here: dropped by \
+                 the kernel because a UDP socket's receive buffer was full, from /proc/net/udp; raise \
+                 --statsd.read-buffer or --statsd.udp-workers).",
+            ),
+            cache_gets: counter(
+                &r,
+                "statsd_metric_mapper_cache_gets_total",
+                "The count of total metric cache gets.",
+            ),
+            cache_hits: counter(
+                &r,
+                "statsd_metric_mapper_cache_hits_total",
+                "The count of total metric cache hits.",
+            ),
+            cache_length: gauge(
+                &r,
+                "statsd_metric_mapper_cache_length",
+                "The count of unique metrics currently cached.",
+            ),
+            mapping_warnings: gauge(
+                &r,
+                "statsd_proxy_mapping_warnings",
+                "Warnings of the mapping file in use (unknown or duplicate keys, deprecated keys, repaired \
+                 values; `statsd-proxy mapping check` lists them, --statsd.mapping-strict refuses them).",
             ),
             tcp_connections_refused: counter(
                 &r,
@@ -313,6 +378,8 @@ impl Telemetry {
             (&self.events_unmapped, t.unmapped),
             (&self.actions_map, t.actions_map),
             (&self.actions_drop, t.actions_drop),
+            (&self.cache_gets, t.cache_gets),
+            (&self.cache_hits, t.cache_hits),
         ] {
             if n > 0 {
                 counter.inc_by(n);
@@ -321,16 +388,23 @@ impl Telemetry {
         *t = Tally::default();
     }
 
-    /// Records the mapping loaded at start.
-    pub fn reloaded_initially(&self, rules: usize) {
+    /// Records the mapping loaded at start: its rules and warnings.
+    pub fn reloaded_initially(&self, rules: usize, warnings: usize) {
         self.loaded_mappings
             .set(i64::try_from(rules).unwrap_or(i64::MAX));
+        self.mapping_warnings
+            .set(i64::try_from(warnings).unwrap_or(i64::MAX));
     }
 
-    /// Counts a reload and publishes the number of rules in use.
-    pub fn reloaded(&self, success: bool, rules: usize) {
+    /// Counts a reload and publishes the number of rules in use, and on success the new file's
+    /// warnings (a failed reload keeps the old mapping, and its count).
+    pub fn reloaded(&self, success: bool, rules: usize, warnings: usize) {
         let outcome = if success { "success" } else { "failure" };
         self.config_reloads.with_label_values(&[outcome]).inc();
+        if success {
+            self.mapping_warnings
+                .set(i64::try_from(warnings).unwrap_or(i64::MAX));
+        }
         self.loaded_mappings
             .set(i64::try_from(rules).unwrap_or(i64::MAX));
     }
@@ -432,6 +506,10 @@ pub struct Tally {
     pub actions_map: u64,
     /// Samples a `drop` rule matched.
     pub actions_drop: u64,
+    /// Mapping-cache lookups and hits.
+    pub cache_gets: u64,
+    /// See `cache_gets`.
+    pub cache_hits: u64,
 }
 
 impl Tally {

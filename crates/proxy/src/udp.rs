@@ -9,7 +9,7 @@
 //!
 //! `:port` binds one dual-stack socket (IPv6 with IPv4-mapped addresses), falling back to IPv4 where
 //! IPv6 is off. Datagrams the kernel dropped because our receive buffer was full are read from
-//! `/proc/net/udp{,6}` for our sockets (`statsd_proxy_udp_kernel_drops_total`), so silent loss shows.
+//! `/proc/net/udp{,6}` for our sockets (`statsd_exporter_udp_packet_drops_total`), so silent loss shows.
 
 use std::io;
 use std::io::IoSliceMut;

@@ -45,7 +45,7 @@ static GLOBAL: Counting = Counting;
 fn ingest() -> Ingest {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../mappings/testdata/ipng-mastodon-mapping.yaml");
-    let mappings = Mappings::load(&path).expect("community mapping");
+    let mappings = Mappings::load(&path, false).expect("community mapping");
     Ingest::new(
         Parser::default(),
         Arc::new(ArcSwap::from_pointee(mappings)),

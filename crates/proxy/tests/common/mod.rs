@@ -124,6 +124,28 @@ pub struct Proxy {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub http: SocketAddr,
+    /// Every log line, from the first one on (stderr, drained by a thread until the proxy exits).
+    pub logs: mpsc::Receiver<String>,
+    /// The lines read before the listen addresses were known.
+    pub startup_logs: Vec<String>,
+}
+
+impl Proxy {
+    /// Stops the proxy with SIGTERM and returns every log line it wrote after startup.
+    pub fn stop_and_collect_logs(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut lines = std::mem::take(&mut self.startup_logs);
+        // The drain thread ends at EOF, when the proxy has exited; bounded by WAIT_LIMIT per line.
+        while let Ok(line) = self.logs.recv_timeout(WAIT_LIMIT) {
+            lines.push(line);
+        }
+        lines
+    }
 }
 
 impl Drop for Proxy {
@@ -133,7 +155,8 @@ impl Drop for Proxy {
     }
 }
 
-/// Reads the JSON log until the UDP and HTTP listeners report their addresses.
+/// Reads the log (JSON, or logfmt when `extra` asks for it) until the UDP, TCP and HTTP listeners
+/// report their addresses.
 pub fn spawn(extra: &[&str]) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
         .args([
@@ -156,14 +179,20 @@ pub fn spawn(extra: &[&str]) -> Proxy {
         }
     });
     let (mut udp, mut tcp, mut http) = (None, None, None);
+    let mut startup_logs = Vec::new();
     while udp.is_none() || tcp.is_none() || http.is_none() {
-        let line = rx
-            .recv_timeout(WAIT_LIMIT)
-            .expect("the proxy logs its listen addresses");
+        let line = rx.recv_timeout(WAIT_LIMIT).unwrap_or_else(|_| {
+            panic!("the proxy logs its listen addresses; it wrote {startup_logs:#?}")
+        });
         let address = line
             .split("\"address\":\"")
             .nth(1)
             .and_then(|rest| rest.split('"').next())
+            .or_else(|| {
+                line.split(" address=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+            })
             .and_then(|a| a.parse::<SocketAddr>().ok());
         if line.contains("StatsD on UDP") {
             udp = address;
@@ -172,12 +201,15 @@ pub fn spawn(extra: &[&str]) -> Proxy {
         } else if line.contains("metrics over HTTP") {
             http = address;
         }
+        startup_logs.push(line);
     }
     Proxy {
         child,
         udp: udp.unwrap(),
         tcp: tcp.unwrap(),
         http: http.unwrap(),
+        logs: rx,
+        startup_logs,
     }
 }
 
