@@ -6,9 +6,15 @@
 
 #![forbid(unsafe_code)]
 
-/// Mastodon-style lines, one metric each, as Mastodon sends them (one per datagram).
+/// Mastodon-style lines, one metric each, as Mastodon sends them (one per datagram), in the default
+/// namespace.
 pub fn mastodon_lines() -> Vec<String> {
-    let ns = "Mastodon.production";
+    mastodon_lines_in("Mastodon.production")
+}
+
+/// Every key shape of DESIGN §6 under the `STATSD_NAMESPACE` `ns` (which may have any number of
+/// segments).
+pub fn mastodon_lines_in(ns: &str) -> Vec<String> {
     let controllers = [
         ("Api.V1.TimelinesController", "home", "json"),
         ("Api.V1.Timelines.PublicController", "show", "json"),
@@ -66,6 +72,11 @@ pub fn mastodon_lines() -> Vec<String> {
         "ActivityPub..DeliveryWorker",
         "LinkCrawlWorker",
         "PushUpdateWorker",
+        // ActionMailer deliveries run as this four-part worker; older nsa writes `..` for `::`.
+        "ActiveJob.QueueAdapters.SidekiqAdapter.JobWrapper",
+        "ActiveJob..QueueAdapters..SidekiqAdapter..JobWrapper",
+        "Admin..AccountDeletionWorker",
+        "Scheduler.Accounts.Maintenance.Deep.CleanupScheduler",
     ] {
         lines.push(format!("{ns}.sidekiq.{worker}.processing_time:80|ms"));
         lines.push(format!("{ns}.sidekiq.{worker}.success:1|c"));
