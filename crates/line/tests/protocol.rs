@@ -52,15 +52,22 @@ fn render_line(line: &Line<'_>) -> Vec<String> {
 }
 
 fn render(parser: Parser, input: &[u8]) -> Vec<String> {
-    match parser.parse(input) {
-        Ok(line) => render_line(&line),
+    let mut line = Line::default();
+    match parser.parse_into(input, &mut line) {
+        Ok(()) => render_line(&line),
         Err(e) => {
             assert!(
                 e.span.end <= input.len(),
                 "span {:?} outside the line",
                 e.span
             );
-            vec![format!("!{}", e.reason)]
+            // Name tags read before the refusal still count their errors (statsd_exporter does).
+            let mut out = Vec::new();
+            if line.tag_errors() > 0 {
+                out.push(format!("tag_errors={}", line.tag_errors()));
+            }
+            out.push(format!("!{}", e.reason));
+            out
         }
     }
 }
@@ -149,6 +156,9 @@ cases! {
     librato_and_dogstatsd_mixed: "foo#a=b:1|c|#c:d" => ["!mixed_tagging_styles"],
     signalfx_and_dogstatsd_mixed: "foo[a=b]:1|c|#c:d" => ["!mixed_tagging_styles"],
     bad_name_tags_do_not_count_as_mixed: "foo,bad:1|c|#c:d" => ["tag_errors=1", "c foo 1 {c=d}"],
+    bad_librato_tag_then_dogstatsd_tags: "foo#consumer:1|h|#x:y" => ["tag_errors=1", "h foo 1 {x=y}"],
+    refused_mixed_line_still_counts_its_bad_name_tag: "foo#bad,a=b:1|c|#c:d" => ["tag_errors=1", "!mixed_tagging_styles"],
+    refused_line_still_counts_its_bad_name_tag: "foo,bad:1" => ["tag_errors=1", "!not_enough_parts_after_colon"],
 
     // Sample-level refusals.
     value_not_a_number: "foo:abc|c" => ["!malformed_value"],
@@ -160,8 +170,10 @@ cases! {
     empty_type: "foo:1|" => ["!illegal_event"],
     empty_component: "foo:1|c||@0.1" => ["!malformed_component"],
     trailing_pipe: "foo:1|c|" => ["!malformed_component"],
-    eight_parts_allowed: "foo:1|c|@1|@1|@1|@1|@1|@1" => ["c foo 1"],
-    nine_parts_refused: "foo:1|c|@1|@1|@1|@1|@1|@1|@1" => ["!malformed_component"],
+    six_parts_allowed: "foo:1|c|@1|@1|@1|@1" => ["c foo 1"],
+    every_component_at_once: "foo:1|c|@0.5|#a:b|c:abc|T1700000000" => ["c foo 2 @0.5 {a=b,container_id=abc}"],
+    seven_parts_refused: "foo:1|c|@1|@1|@1|@1|@1" => ["!malformed_component"],
+    seven_parts_refused_before_the_value: "foo:x|c|@1|@1|@1|@1|@1" => ["!malformed_component"],
     unknown_component: "foo:1|c|x" => ["!invalid_sample_factor"],
     value_checked_before_components: "foo:x|c|zzz" => ["!malformed_value"],
     components_checked_before_type: "foo:1|zz|T" => ["!malformed_timestamp"],

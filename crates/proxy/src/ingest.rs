@@ -124,6 +124,9 @@ impl Ingest {
             Err(e) => {
                 tracing::debug!(reason = %e.reason, line = %String::from_utf8_lossy(line), "bad line");
                 tally.error(e.reason);
+                // Name tags are read before the line is refused (mixed styles, missing type, …);
+                // their errors count, as in statsd_exporter.
+                tally.tag_errors += u64::from(parsed.tag_errors());
                 return;
             }
         }
