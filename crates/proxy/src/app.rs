@@ -481,7 +481,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         mappings,
         source: config.mapping.clone(),
         mapping_strict: config.mapping_strict,
-        ready: AtomicBool::new(false),
+        // Ready from the start: every listener is bound and the mapping loaded, and the HTTP task (which
+        // alone reads this) is spawned only below, so no request can see "not ready" before shutdown.
+        ready: AtomicBool::new(true),
         enable_lifecycle: config.enable_lifecycle,
         telemetry_path: config.telemetry_path.clone(),
         quit: Notify::new(),
@@ -492,7 +494,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tracing::info!(address = %http_addr, path = %config.telemetry_path, "serving metrics over HTTP");
     tasks.spawn(http::serve(web, Arc::clone(&shared), stopped.clone()));
     tasks.spawn(sweep(Arc::clone(&store), stopped));
-    shared.ready.store(true, Ordering::Relaxed);
 
     Ok(Running {
         udp_addr,

@@ -360,3 +360,23 @@ fn statsd_exporter_command_line_starts_unchanged() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("statsd-proxy "));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Readiness is true before the HTTP endpoint can answer: the very first request to `/-/ready` of a
+/// freshly started proxy is 200, every time (it once raced with the task serving HTTP).
+#[test]
+fn ready_from_the_first_request() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..20 {
+        let running = rt
+            .block_on(statsd_proxy::app::start(
+                statsd_proxy::app::Config::loopback(),
+            ))
+            .expect("starts");
+        let addr = running.http_addr;
+        let status = std::thread::spawn(move || request(addr, "GET", "/-/ready", &[]).status)
+            .join()
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    }
+}
