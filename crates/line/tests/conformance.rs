@@ -1,0 +1,169 @@
+//! Conformance with statsd_exporter 0.30's line protocol, row by row.
+//!
+//! `tests/conformance/line.yaml` holds every row of statsd_exporter v0.30.0's `pkg/line` test tables
+//! (inputs and the events it produces, as data); `tests/conformance/differences.yaml` names the rows
+//! where we deliberately differ, with the reason (README "Where we differ" lists them too). Each row
+//! must produce exactly its events here, or be listed as a difference — and a listed row must still
+//! differ, so the list cannot go stale.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use statsd_line::{Dialects, Line, Parser, SampleKind};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    case: String,
+    #[serde(default)]
+    packet: Option<String>,
+    /// The exact bytes, for packets that are not UTF-8.
+    #[serde(default)]
+    packet_hex: Option<String>,
+    #[serde(default)]
+    dialects: Option<Vec<String>>,
+    events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    value: f64,
+    #[serde(default)]
+    relative: bool,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Difference {
+    case: String,
+    #[serde(default)]
+    dialects: Option<Vec<String>>,
+    why: String,
+}
+
+fn dialects(names: &Option<Vec<String>>) -> Dialects {
+    let Some(names) = names else {
+        return Dialects::default();
+    };
+    let has = |d: &str| names.iter().any(|n| n == d);
+    Dialects {
+        dogstatsd: has("dogstatsd"),
+        influxdb: has("influxdb"),
+        librato: has("librato"),
+        signalfx: has("signalfx"),
+    }
+}
+
+fn packet(row: &Row) -> Vec<u8> {
+    match (&row.packet, &row.packet_hex) {
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(hex)) => (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect(),
+        _ => panic!("{}: exactly one of packet and packet_hex", row.case),
+    }
+}
+
+/// The events statsd_exporter would emit for what our parser reads: counters divided by the rate,
+/// observers repeated, gauges with their relative flag. Sets (ours) are events of type `set`.
+fn our_events(parser: Parser, packet: &[u8]) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut line = Line::default();
+    for text in statsd_line::lines(packet) {
+        if parser.parse_into(text, &mut line).is_err() {
+            continue;
+        }
+        for sample in line.samples().flatten() {
+            let labels: BTreeMap<String, String> = sample
+                .tags
+                .iter()
+                .map(|t| (t.key.to_string(), t.value.to_string()))
+                .collect();
+            let (kind, value, repeat) = match sample.kind {
+                SampleKind::Counter => ("counter", sample.counter_increment(), 1),
+                SampleKind::Gauge => ("gauge", sample.value, 1),
+                SampleKind::Set => ("set", 0.0, 1),
+                _ => ("observer", sample.observation(), sample.repeat()),
+            };
+            for _ in 0..repeat {
+                events.push(Event {
+                    kind: kind.into(),
+                    name: sample.name.to_string(),
+                    value,
+                    relative: sample.kind == SampleKind::Gauge && sample.relative,
+                    labels: labels.clone(),
+                });
+            }
+        }
+    }
+    events
+}
+
+fn same(a: &[Event], b: &[Event]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.kind == y.kind
+                && x.name == y.name
+                && x.relative == y.relative
+                && x.labels == y.labels
+                && (x.value == y.value || (x.value - y.value).abs() <= 1e-12 * y.value.abs())
+        })
+}
+
+#[test]
+fn statsd_exporter_line_tables() {
+    let rows: Vec<Row> =
+        serde_yaml::from_str(include_str!("conformance/line.yaml")).expect("line.yaml");
+    let differences: Vec<Difference> =
+        serde_yaml::from_str(include_str!("conformance/differences.yaml"))
+            .expect("differences.yaml");
+    let mut failures = Vec::new();
+    let (mut passed, mut differ) = (0, 0);
+    for row in &rows {
+        let got = our_events(Parser::new(dialects(&row.dialects)), &packet(row));
+        let listed = differences
+            .iter()
+            .find(|d| d.case == row.case && d.dialects == row.dialects);
+        match (same(&got, &row.events), listed) {
+            (true, None) => passed += 1,
+            (false, Some(d)) => {
+                assert!(
+                    !d.why.trim().is_empty(),
+                    "{}: a difference needs a reason",
+                    d.case
+                );
+                differ += 1;
+            }
+            (true, Some(_)) => failures.push(format!(
+                "{:?} {:?}: listed as a difference but now agrees: remove it from differences.yaml",
+                row.case, row.dialects
+            )),
+            (false, None) => failures.push(format!(
+                "{:?} {:?}: packet {:?}\n   want {:?}\n    got {:?}",
+                row.case, row.dialects, row.packet, row.events, got
+            )),
+        }
+    }
+    for d in &differences {
+        assert!(
+            rows.iter()
+                .any(|r| r.case == d.case && r.dialects == d.dialects),
+            "differences.yaml names no row: {:?} {:?}",
+            d.case,
+            d.dialects
+        );
+    }
+    println!(
+        "line conformance: {} cases, {passed} pass, {differ} differ as listed",
+        rows.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
