@@ -257,7 +257,7 @@ fn mapping_explain_and_check_subcommands() {
         .output()
         .unwrap();
     assert!(check.status.success());
-    assert!(String::from_utf8_lossy(&check.stdout).contains("OK, 15 mapping rules"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("OK, 19 mapping rules"));
     let bad = Command::new(bin)
         .args([
             "mapping",
