@@ -344,3 +344,52 @@ fn json_logs_parse_line_by_line_with_the_same_keys() {
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
     }
 }
+
+/// On reload, a file with warnings is loaded (and its warnings counted) unless the proxy runs with
+/// `--statsd.mapping-strict`, which keeps the previous mapping and answers 500 naming the problem.
+#[test]
+fn reload_warns_or_refuses_as_at_start() {
+    for strict in [false, true] {
+        let file = temp_file(
+            &format!("reload-{strict}.yaml"),
+            "mappings:\n  - match: a.*\n    name: first_$1\n",
+        );
+        let mut args = vec![
+            format!("--statsd.mapping-config={}", file.display()),
+            "--web.enable-lifecycle".to_string(),
+        ];
+        if strict {
+            args.push("--statsd.mapping-strict".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let proxy = spawn(&args);
+        std::fs::write(
+            &file,
+            "mappings:\n  - match: a.*\n    name: second_$1\n    lables: {x: y}\n",
+        )
+        .unwrap();
+        let response = common::request(proxy.http, "POST", "/-/reload", &[]);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.send_to(b"a.b:1|c", proxy.udp).unwrap();
+        let m = common::wait_for_lines(proxy.http, 1.0);
+        if strict {
+            assert_eq!(response.status, 500);
+            let body = response.text();
+            assert!(body.contains(":4:5: mappings[0]: unknown key"), "{body}");
+            assert_eq!(
+                m.get("first_b"),
+                Some(&1.0),
+                "the old mapping stays: {m:#?}"
+            );
+            assert_eq!(m.get("statsd_proxy_mapping_warnings"), Some(&0.0));
+            assert_eq!(
+                m.get(r#"statsd_exporter_config_reloads_total{outcome="failure"}"#),
+                Some(&1.0)
+            );
+        } else {
+            assert_eq!(response.status, 200, "{}", response.text());
+            assert_eq!(m.get("second_b"), Some(&1.0), "{m:#?}");
+            assert_eq!(m.get("statsd_proxy_mapping_warnings"), Some(&1.0));
+        }
+    }
+}
