@@ -3,8 +3,8 @@
 //! `tests/conformance/mapper.yaml` holds the rows of statsd_exporter v0.30.0's `pkg/mapper` test tables
 //! (a mapping file, whether 0.30 loads it, and what given StatsD names map to, as data);
 //! `tests/conformance/differences.yaml` names the rows where we deliberately differ, with the reason
-//! (README "Where we differ" lists them too). Each row must pass here, or be listed — and a listed row
-//! must still differ, so the list cannot go stale. A row is checked the way the Go test checks it:
+//! (README "Where we differ" lists them too). Each row must pass here, or be listed (see
+//! `crates/line/tests/conformance/verdict.rs`). A row is checked the way the Go test checks it:
 //! only the fields it states (the name only when the metric is mapped, labels always).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -203,6 +203,9 @@ fn check(row: &Row) -> Vec<String> {
     problems
 }
 
+#[path = "../../line/tests/conformance/verdict.rs"]
+mod verdict;
+
 #[test]
 fn statsd_exporter_mapper_tables() {
     let rows: Vec<Row> =
@@ -210,40 +213,13 @@ fn statsd_exporter_mapper_tables() {
     let differences: Vec<Difference> =
         serde_yaml::from_str(include_str!("conformance/differences.yaml"))
             .expect("differences.yaml");
-    let mut failures = Vec::new();
-    let (mut passed, mut differ) = (0, 0);
-    for row in &rows {
-        let problems = check(row);
-        let listed = differences.iter().find(|d| d.case == row.case);
-        match (problems.is_empty(), listed) {
-            (true, None) => passed += 1,
-            (false, Some(d)) => {
-                assert!(
-                    !d.why.trim().is_empty(),
-                    "{}: a difference needs a reason",
-                    d.case
-                );
-                differ += 1;
-            }
-            (true, Some(_)) => failures.push(format!(
-                "{:?}: listed as a difference but now agrees: remove it from differences.yaml",
-                row.case
-            )),
-            (false, None) => {
-                failures.push(format!("{:?}:\n   {}", row.case, problems.join("\n   ")))
-            }
-        }
-    }
-    for d in &differences {
-        assert!(
-            rows.iter().any(|r| r.case == d.case),
-            "differences.yaml names no row: {:?}",
-            d.case
-        );
-    }
-    println!(
-        "mapper conformance: {} cases, {passed} pass, {differ} differ as listed",
-        rows.len()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let judged: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|row| (format!("{:?}", row.case), check(row)))
+        .collect();
+    let differences: Vec<(String, String)> = differences
+        .into_iter()
+        .map(|d| (format!("{:?}", d.case), d.why))
+        .collect();
+    verdict::judge("mapper", &judged, &differences);
 }

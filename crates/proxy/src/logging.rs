@@ -150,47 +150,30 @@ impl Promslog {
     fn line(&self, level: Level, source: &str, time: &str, fields: Fields) -> String {
         let mut out = String::with_capacity(160);
         let message = fields.message.unwrap_or_default();
-        match self.format {
-            LogFormat::Logfmt => {
-                out.push_str("time=");
-                out.push_str(time);
-                out.push_str(" level=");
-                out.push_str(level_name(level));
-                out.push_str(" source=");
-                write_logfmt_value(&mut out, source);
-                out.push_str(" msg=");
-                write_logfmt_value(&mut out, &message);
-                for (key, value) in &fields.fields {
-                    out.push(' ');
-                    write_logfmt_value(&mut out, key);
-                    out.push('=');
-                    match value {
-                        Value::Text(t) => write_logfmt_value(&mut out, t),
-                        Value::Raw(r) => out.push_str(r),
-                    }
-                }
+        let (text, open, between, assign, close): (fn(&mut String, &str), _, _, _, _) =
+            match self.format {
+                LogFormat::Logfmt => (write_logfmt_value, "", ' ', '=', ""),
+                LogFormat::Json => (write_json_string, "{", ',', ':', "}"),
+            };
+        let head = [
+            ("time", Value::Text(time.to_string())),
+            ("level", Value::Text(level_name(level).to_string())),
+            ("source", Value::Text(source.to_string())),
+            ("msg", Value::Text(message)),
+        ];
+        out.push_str(open);
+        for (i, (key, value)) in head.iter().chain(&fields.fields).enumerate() {
+            if i > 0 {
+                out.push(between);
             }
-            LogFormat::Json => {
-                out.push_str("{\"time\":");
-                write_json_string(&mut out, time);
-                out.push_str(",\"level\":");
-                write_json_string(&mut out, level_name(level));
-                out.push_str(",\"source\":");
-                write_json_string(&mut out, source);
-                out.push_str(",\"msg\":");
-                write_json_string(&mut out, &message);
-                for (key, value) in &fields.fields {
-                    out.push(',');
-                    write_json_string(&mut out, key);
-                    out.push(':');
-                    match value {
-                        Value::Text(t) => write_json_string(&mut out, t),
-                        Value::Raw(r) => out.push_str(r),
-                    }
-                }
-                out.push('}');
+            text(&mut out, key);
+            out.push(assign);
+            match value {
+                Value::Text(t) => text(&mut out, t),
+                Value::Raw(r) => out.push_str(r),
             }
         }
+        out.push_str(close);
         out
     }
 }

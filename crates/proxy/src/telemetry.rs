@@ -360,7 +360,6 @@ impl Telemetry {
         if t.lines == 0 {
             return;
         }
-        self.lines.inc_by(t.lines);
         self.samples.inc_by(t.samples);
         self.tags.inc_by(t.tags);
         self.tag_errors.inc_by(t.tag_errors);
@@ -385,6 +384,8 @@ impl Telemetry {
                 counter.inc_by(n);
             }
         }
+        // Lines last: whoever sees these lines counted finds every other count of them published.
+        self.lines.inc_by(t.lines);
         *t = Tally::default();
     }
 

@@ -145,7 +145,10 @@ fn self_metrics_that_dashboards_query_are_exposed() {
     for _ in 0..3 {
         socket.send_to(b"cached.name:1|c", proxy.udp).unwrap();
     }
-    let m = common::wait_for_lines(proxy.http, 3.0);
+    // Lines and cache counts are separate counters: wait for the one asserted on.
+    let m = scrape_until(proxy.http, "three cache lookups", |m| {
+        m.get("statsd_metric_mapper_cache_gets_total").copied() == Some(3.0)
+    });
     for name in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -232,19 +235,13 @@ fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> {
                         Some((_, 't')) => out.push('\t'),
                         Some((_, 'r')) => out.push('\r'),
                         Some((_, c @ ('"' | '\\'))) => out.push(c),
-                        Some((_, 'x')) => {
-                            let hex: String = (0..2)
+                        Some((_, e @ ('x' | 'u'))) => {
+                            let digits = if e == 'x' { 2 } else { 4 };
+                            let hex: String = (0..digits)
                                 .filter_map(|_| chars.next().map(|(_, c)| c))
                                 .collect();
                             let code = u32::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
-                            out.push(char::from_u32(code).ok_or("bad \\x escape")?);
-                        }
-                        Some((_, 'u')) => {
-                            let hex: String = (0..4)
-                                .filter_map(|_| chars.next().map(|(_, c)| c))
-                                .collect();
-                            let code = u32::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
-                            out.push(char::from_u32(code).ok_or("bad \\u escape")?);
+                            out.push(char::from_u32(code).ok_or("bad escape")?);
                         }
                         other => return Err(format!("bad escape {other:?}")),
                     },
