@@ -1,8 +1,10 @@
 //! statsd_exporter's mapping rules: the YAML file, its validation, and matching.
 //!
-//! This crate owns the mapping-file schema ([`config`], unknown keys refused), its compilation into an
-//! immutable [`Mapper`] (defaults resolved as statsd_exporter resolves them, every error reported with
-//! file:line:column and the rule's index, see [`LoadError`]), glob matching ([`glob`]: a segment trie,
+//! This crate owns the mapping-file schema ([`config`]), read non-strictly as statsd_exporter 0.30 reads
+//! it (unknown and duplicate keys become positioned [`Warning`]s; [`Mapper::strict_error`] turns them
+//! into an error for `--statsd.mapping-strict`), its compilation into an immutable [`Mapper`] (defaults
+//! resolved as statsd_exporter resolves them, every error reported with file:line:column and the rule's
+//! index, see [`LoadError`]), glob matching ([`glob`]: a segment trie,
 //! first rule in file order wins), regex matching (unanchored, first rule in file order wins), capture
 //! templates with Go's rules ([`template`]), and a per-worker result cache ([`MappingCache`]). It knows
 //! nothing of storage or I/O beyond reading the file.
