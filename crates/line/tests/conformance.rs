@@ -150,3 +150,30 @@ fn statsd_exporter_line_tables() {
         .collect();
     verdict::judge("line", &judged, &differences);
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscapeRow {
+    name: String,
+    escaped: String,
+}
+
+/// statsd_exporter's name-escaping table (`pkg/mapper/escape_test.go`); no differences are allowed.
+#[test]
+fn statsd_exporter_escape_table() {
+    let rows: Vec<EscapeRow> =
+        serde_yaml::from_str(include_str!("conformance/escape.yaml")).expect("escape.yaml");
+    let judged: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|row| {
+            let got = statsd_line::escape_name(&row.name);
+            let problems = if got == row.escaped {
+                Vec::new()
+            } else {
+                vec![format!("got {got:?}, want {:?}", row.escaped)]
+            };
+            (format!("{:?}", row.name), problems)
+        })
+        .collect();
+    verdict::judge("escape", &judged, &[]);
+}
