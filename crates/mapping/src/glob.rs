@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use smallvec::SmallVec;
+
 use crate::MetricType;
 
 /// Rule index and the metric type it is restricted to.
@@ -168,10 +170,11 @@ impl GlobIndex {
         if self.rules == 0 {
             return None;
         }
-        let segments: smallvec_lite::Segments<'n> = smallvec_lite::Segments::split(name);
+        // Up to 32 segments inline (Mastodon names have 6–12), so matching allocates nothing.
+        let segments: SmallVec<[&'n str; 32]> = name.split('.').collect();
         let mut search = Search {
             index: self,
-            segments: segments.as_slice(),
+            segments: &segments,
             ty,
             captures: Vec::with_capacity(8),
             best: None,
@@ -181,46 +184,6 @@ impl GlobIndex {
             rule: rule as usize,
             captures,
         })
-    }
-}
-
-/// Splitting a name into segments without a heap allocation for typical names.
-mod smallvec_lite {
-    /// Up to 32 segments inline (Mastodon names have 6–12); more spill to the heap.
-    pub(super) struct Segments<'n> {
-        inline: [&'n str; 32],
-        len: usize,
-        spilled: Vec<&'n str>,
-    }
-
-    impl<'n> Segments<'n> {
-        pub(super) fn split(name: &'n str) -> Self {
-            let mut s = Segments {
-                inline: [""; 32],
-                len: 0,
-                spilled: Vec::new(),
-            };
-            for seg in name.split('.') {
-                if s.len < s.inline.len() {
-                    s.inline[s.len] = seg;
-                    s.len += 1;
-                } else {
-                    if s.spilled.is_empty() {
-                        s.spilled.extend_from_slice(&s.inline);
-                    }
-                    s.spilled.push(seg);
-                }
-            }
-            s
-        }
-
-        pub(super) fn as_slice(&self) -> &[&'n str] {
-            if self.spilled.is_empty() {
-                &self.inline[..self.len]
-            } else {
-                &self.spilled
-            }
-        }
     }
 }
 

@@ -155,22 +155,22 @@ fn check(row: &Row) -> Vec<String> {
             ));
         }
         if let Some(ttl) = &e.ttl
-            && rule.ttl != duration(ttl)
+            && rule.spec.ttl != duration(ttl)
         {
-            problems.push(format!("{at}: ttl {:?}, want {ttl}", rule.ttl));
+            problems.push(format!("{at}: ttl {:?}, want {ttl}", rule.spec.ttl));
         }
         if rule.scale != e.scale {
             problems.push(format!("{at}: scale {:?}, want {:?}", rule.scale, e.scale));
         }
         if let Some(buckets) = &e.buckets {
-            match &rule.observer {
-                Observer::Histogram(b) if b == buckets => {}
+            match &rule.spec.observer {
+                Observer::Histogram(b) if **b == **buckets => {}
                 other => problems.push(format!(
                     "{at}: observer {other:?}, want buckets {buckets:?}"
                 )),
             }
         }
-        let summary = match &rule.observer {
+        let summary = match &rule.spec.observer {
             Observer::Summary(s) => Some(s),
             Observer::Histogram(_) => None,
         };

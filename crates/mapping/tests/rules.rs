@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd_mapping::{
-    Action, ErrorKind, Mapper, MappingCache, MetricType, Observer, SummarySettings, WarningKind,
+    Action, ErrorKind, Mapper, MappingCache, MetricType, Observer, SummaryOptions, WarningKind,
 };
 
 fn mapper(yaml: &str) -> Mapper {
@@ -216,31 +216,43 @@ mappings:
 "#,
     );
     let r = m.rules();
-    assert_eq!(r[0].ttl, Duration::from_secs(90));
-    assert_eq!(r[0].observer, Observer::Histogram(vec![1.0, 2.0, 5.0]));
+    assert_eq!(r[0].spec.ttl, Duration::from_secs(90));
+    assert_eq!(
+        r[0].spec.observer,
+        Observer::Histogram(Arc::from([1.0, 2.0, 5.0].as_slice()))
+    );
     assert_eq!(r[0].scale, None);
     assert!(!r[0].honor_labels);
-    assert_eq!(r[1].ttl, Duration::from_secs(10));
+    assert_eq!(r[1].spec.ttl, Duration::from_secs(10));
     assert_eq!(r[1].scale, Some(0.001));
-    assert_eq!(r[1].help.as_deref(), Some("Own help."));
+    assert_eq!(&*r[1].spec.help, "Own help.");
     assert!(r[1].honor_labels);
-    let default_summary = SummarySettings {
+    let default_summary = SummaryOptions {
         quantiles: vec![(0.75, 0.01)],
         max_age: Duration::from_secs(30),
         age_buckets: 3,
     };
-    assert_eq!(r[2].observer, Observer::Summary(default_summary.clone()));
     assert_eq!(
-        r[3].observer,
-        Observer::Summary(SummarySettings {
+        r[2].spec.observer,
+        Observer::Summary(Arc::new(default_summary.clone()))
+    );
+    assert_eq!(
+        r[3].spec.observer,
+        Observer::Summary(Arc::new(SummaryOptions {
             max_age: Duration::from_secs(60),
             ..default_summary.clone()
-        })
+        }))
     );
-    assert_eq!(r[4].observer, Observer::Histogram(vec![0.1, 1.0]));
-    assert_eq!(r[5].observer, Observer::Summary(default_summary));
+    assert_eq!(
+        r[4].spec.observer,
+        Observer::Histogram(Arc::from([0.1, 1.0].as_slice()))
+    );
+    assert_eq!(
+        r[5].spec.observer,
+        Observer::Summary(Arc::new(default_summary))
+    );
     assert_eq!(r[6].action, Action::Drop);
-    assert_eq!(m.defaults().ttl, Duration::from_secs(90));
+    assert_eq!(m.unmapped().ttl, Duration::from_secs(90));
     assert!(
         m.warnings()
             .iter()
@@ -254,14 +266,14 @@ mappings:
 #[test]
 fn defaults_without_a_file_are_statsd_exporters() {
     let m = Mapper::empty();
-    assert_eq!(m.defaults().ttl, Duration::ZERO);
+    assert_eq!(m.unmapped().ttl, Duration::ZERO);
     assert_eq!(
-        m.defaults().observer,
-        Observer::Summary(SummarySettings {
+        m.unmapped().observer,
+        Observer::Summary(Arc::new(SummaryOptions {
             quantiles: vec![(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)],
             max_age: Duration::from_secs(600),
             age_buckets: 5,
-        })
+        }))
     );
     assert_eq!(m.map("anything", MetricType::Counter), None);
 }
@@ -271,7 +283,7 @@ fn histogram_options_on_a_default_summary_rule_load_with_a_warning() {
     // statsd_exporter accepts this (and ignores the options); so do we, and we say so.
     let m =
         mapper("mappings:\n  - match: a\n    name: a\n    histogram_options: { buckets: [1] }\n");
-    assert!(matches!(m.rules()[0].observer, Observer::Summary(_)));
+    assert!(matches!(m.rules()[0].spec.observer, Observer::Summary(_)));
     assert!(
         m.warnings()[0]
             .to_string()
@@ -518,7 +530,7 @@ fn unknown_and_duplicate_keys_do_not_change_the_rule() {
     let got = m.map("a.b", MetricType::Counter).expect("matches");
     assert_eq!(got.name, "m_b");
     assert_eq!(got.labels, [("k".to_string(), "b".to_string())]);
-    assert_eq!(m.rules()[0].ttl, Duration::from_secs(60));
+    assert_eq!(m.rules()[0].spec.ttl, Duration::from_secs(60));
     assert!(
         m.strict_error()
             .expect("strict")
@@ -533,8 +545,8 @@ fn a_negative_rule_ttl_does_not_inherit_the_default() {
     let m = mapper(
         "defaults:\n  ttl: 10m\nmappings:\n  - match: a\n    name: a\n    ttl: -1s\n  - match: b\n    name: b\n",
     );
-    assert_eq!(m.rules()[0].ttl, Duration::ZERO);
-    assert_eq!(m.rules()[1].ttl, Duration::from_secs(600));
+    assert_eq!(m.rules()[0].spec.ttl, Duration::ZERO);
+    assert_eq!(m.rules()[1].spec.ttl, Duration::from_secs(600));
 }
 
 #[test]

@@ -7,11 +7,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use statsd_line::{Parser, SampleKind, escape_name};
-use statsd_mapping::{Action, Mapper, Observer};
+use statsd_line::{Parser, SampleKind};
+use statsd_mapping::{Mapper, Observer};
 use statsd_store::Update;
 
-use crate::ingest::{Labels, merge_labels, metric_type, update_for};
+use crate::route::{self, Labels, Route, metric_type};
 
 fn duration(d: Duration) -> String {
     if d.is_zero() {
@@ -45,6 +45,17 @@ fn observer(o: &Observer) -> String {
     }
 }
 
+/// The series a resolved sample updates, as `/metrics` writes it: `name{label="value",…}`.
+pub fn series_text(name: &str, labels: &mut Labels<'_>) -> String {
+    labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let rendered = statsd_exposition::render_label_set(labels.iter().copied());
+    if rendered.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{rendered}}}")
+    }
+}
+
 /// Explains one line as the proxy would read it with `parser` and `mapper`.
 pub fn explain(mapper: &Mapper, parser: Parser, line: &str) -> String {
     let mut out = format!("{line}\n");
@@ -75,97 +86,99 @@ pub fn explain(mapper: &Mapper, parser: Parser, line: &str) -> String {
                 continue;
             }
         };
-        let (update, events) = update_for(&sample, None);
-        let read = match update {
-            Update::Add(v) => format!("counter +{v}"),
-            Update::Set(v) => format!("gauge = {v}"),
-            Update::Delta(v) => format!("gauge {v:+}"),
-            Update::Observe { value, .. } => match sample.kind {
-                SampleKind::Timer => format!("timing {value} s"),
-                _ => format!("observation {value}"),
-            },
-            Update::Member(m) => format!("set member {m:?}"),
+        // Declared before `labels`, which borrows the rule's label values from it.
+        let mapped = mapper.map(sample.name, metric_type(sample.kind));
+        let mut unmapped_name = String::new();
+        let mut labels: Labels<'_> = sample
+            .tags
+            .iter()
+            .map(|t| (t.key.as_ref(), t.value))
+            .collect();
+        let route = route::resolve(
+            mapper,
+            mapped.as_ref(),
+            &sample,
+            &mut labels,
+            &mut unmapped_name,
+        );
+        let rule = match &route {
+            Route::Dropped { rule } | Route::EmptyName { rule } => Some(*rule),
+            Route::Series(s) => s.rule,
         };
-        let rate = match (sample.rate < 1.0, sample.kind.is_observer()) {
-            (true, true) => format!(
-                " (sampled at {}: counts as {events} observations)",
-                sample.rate
-            ),
-            (true, false) => format!(" (sampled at {})", sample.rate),
-            (false, _) => String::new(),
-        };
-        let _ = writeln!(out, "  sample: {read}{rate}, StatsD name {:?}", sample.name);
+        if let Route::Series(s) = &route {
+            let read = match s.update {
+                Update::Add(v) => format!("counter +{v}"),
+                Update::Set(v) => format!("gauge = {v}"),
+                Update::Delta(v) => format!("gauge {v:+}"),
+                Update::Observe { value, .. } => match sample.kind {
+                    SampleKind::Timer => format!("timing {value} s"),
+                    _ => format!("observation {value}"),
+                },
+                Update::Member(m) => format!("set member {m:?}"),
+            };
+            let rate = match (sample.rate < 1.0, sample.kind.is_observer()) {
+                (true, true) => format!(
+                    " (sampled at {}: counts as {} observations)",
+                    sample.rate, s.events
+                ),
+                (true, false) => format!(" (sampled at {})", sample.rate),
+                (false, _) => String::new(),
+            };
+            let _ = writeln!(out, "  sample: {read}{rate}, StatsD name {:?}", sample.name);
+        }
         if sample.invalid_rate {
             let _ = writeln!(
                 out,
                 "  note: invalid sample rate, taken as 1 (counted as invalid_sample_factor)"
             );
         }
-        // Declared before `labels`, which borrows the rule's label values from it.
-        let mapped = mapper.map(sample.name, metric_type(sample.kind));
-        let mut labels: Labels<'_> = sample
-            .tags
-            .iter()
-            .map(|t| (t.key.as_ref(), t.value))
-            .collect();
-        let (name, observer_desc, ttl, scale) = match &mapped {
-            Some(m) => {
-                let rule = &mapper.rules()[m.rule];
+        match rule {
+            Some(rule) => {
                 let _ = writeln!(
                     out,
                     "  rule: mappings[{}] at {}:{}:{}, match '{}'",
-                    m.rule,
+                    rule.index,
                     mapper.source(),
                     rule.position.line,
                     rule.position.column,
                     rule.pattern
                 );
-                if rule.action == Action::Drop {
-                    let _ = writeln!(out, "  result: dropped (action: drop)");
-                    continue;
-                }
-                if m.name.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "  result: refused: the name template expanded to nothing (empty_metric_name)"
-                    );
-                    continue;
-                }
-                merge_labels(&mut labels, &m.labels, rule.honor_labels);
-                (
-                    m.name.clone(),
-                    observer(&rule.observer),
-                    rule.ttl,
-                    rule.scale,
-                )
             }
             None => {
                 let _ = writeln!(out, "  rule: none matched (unmapped)");
-                let d = mapper.defaults();
-                (
-                    escape_name(sample.name).into_owned(),
-                    observer(&d.observer),
-                    d.ttl,
-                    None,
-                )
             }
-        };
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let rendered = statsd_exposition::render_label_set(labels.iter().copied());
-        let series = if rendered.is_empty() {
-            name
-        } else {
-            format!("{name}{{{rendered}}}")
+        }
+        let series = match route {
+            Route::Dropped { .. } => {
+                let _ = writeln!(out, "  result: dropped (action: drop)");
+                continue;
+            }
+            Route::EmptyName { .. } => {
+                let _ = writeln!(
+                    out,
+                    "  result: refused: the name template expanded to nothing (empty_metric_name)"
+                );
+                continue;
+            }
+            Route::Series(series) => series,
         };
         let kind = match sample.kind {
             SampleKind::Counter => "counter".to_string(),
             SampleKind::Gauge => "gauge".to_string(),
             SampleKind::Set => "gauge (distinct members of the set)".to_string(),
-            _ => observer_desc,
+            _ => observer(&series.spec.observer),
         };
-        let _ = writeln!(out, "  series: {series}");
-        let scale = scale.map(|s| format!(", values × {s}")).unwrap_or_default();
-        let _ = writeln!(out, "  type: {kind}; expires: {}{scale}", duration(ttl));
+        let _ = writeln!(out, "  series: {}", series_text(series.name, &mut labels));
+        let scale = series
+            .rule
+            .and_then(|r| r.scale)
+            .map(|s| format!(", values × {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  type: {kind}; expires: {}{scale}",
+            duration(series.spec.ttl)
+        );
     }
     out
 }

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,14 +16,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::Shared;
+use crate::state::State;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Accepts HTTP connections until `stop` fires.
 /// Connections in progress are finished (gracefully) before this returns, so a response such as
 /// `/-/quit`'s is delivered before the process exits.
-pub async fn serve(listener: TcpListener, state: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -91,10 +90,10 @@ fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Routes one request.
-pub async fn handle(state: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
-    if path == state.telemetry_path {
+    if path == state.telemetry_path() {
         if !read_only {
             return method_not_allowed("GET, HEAD");
         }
@@ -113,9 +112,9 @@ pub async fn handle(state: &Shared, req: Request<Incoming>) -> Response<Full<Byt
             landing_page(state),
         ),
         "/-/healthy" => text(StatusCode::OK, TEXT, "OK\n"),
-        "/-/ready" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, TEXT, "OK\n"),
+        "/-/ready" if state.is_ready() => text(StatusCode::OK, TEXT, "OK\n"),
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Not ready.\n"),
-        "/-/reload" | "/-/quit" if !state.enable_lifecycle => text(
+        "/-/reload" | "/-/quit" if !state.lifecycle_enabled() => text(
             StatusCode::NOT_FOUND,
             TEXT,
             "Lifecycle endpoints are off: start with --web.enable-lifecycle.\n",
@@ -137,7 +136,7 @@ pub async fn handle(state: &Shared, req: Request<Incoming>) -> Response<Full<Byt
             ),
         },
         "/-/quit" => {
-            state.quit.notify_one();
+            state.request_quit();
             text(StatusCode::OK, TEXT, "Requesting termination... Goodbye!\n")
         }
         _ => text(StatusCode::NOT_FOUND, TEXT, "Not found.\n"),
@@ -149,22 +148,22 @@ pub async fn handle(state: &Shared, req: Request<Incoming>) -> Response<Full<Byt
 /// Our metrics are *gathered* first: a receive task updates the store before it publishes its counts,
 /// so every line counted in this snapshot is already in the store when the store is rendered next.
 /// (Rendering the store first let a scrape count a line whose series it did not show.)
-pub fn render(state: &Shared) -> String {
-    state.telemetry.set_series(&state.store.len_by_kind());
+pub fn render(state: &State) -> String {
+    state.telemetry().set_series(&state.store().len_by_kind());
     state.update_kernel_drops();
-    let families = state.telemetry.registry.gather();
+    let families = state.telemetry().registry.gather();
     let mut own = String::new();
     if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut own) {
         // Our own registry holds only valid metrics; never fail the scrape over it.
         tracing::error!(error = %e, "cannot encode self-metrics");
     }
     let mut body = String::with_capacity(64 * 1024 + own.len());
-    state.store.render(&mut body);
+    state.store().render(&mut body);
     body.push_str(&own);
     body
 }
 
-fn metrics(state: &Shared, gzip: bool) -> Response<Full<Bytes>> {
+fn metrics(state: &State, gzip: bool) -> Response<Full<Bytes>> {
     let body = render(state);
     if gzip {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -195,9 +194,9 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-fn landing_page(state: &Shared) -> String {
-    let path = escape_html(&state.telemetry_path);
-    let lifecycle = if state.enable_lifecycle {
+fn landing_page(state: &State) -> String {
+    let path = escape_html(state.telemetry_path());
+    let lifecycle = if state.lifecycle_enabled() {
         "<li>POST <code>/-/reload</code> reloads the mapping; POST <code>/-/quit</code> stops the proxy.</li>\n"
     } else {
         ""

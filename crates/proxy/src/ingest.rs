@@ -9,17 +9,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use smallvec::SmallVec;
-use statsd_line::{Line, Parser, Reason, Sample, SampleKind, escape_name_into};
-use statsd_mapping::{Action, MappingCache, MetricType};
-use statsd_store::{Store, Update};
+use statsd_line::{Line, Parser, Reason, Sample};
+use statsd_mapping::{Mapper, MappingCache};
+use statsd_store::Store;
 
-use crate::mappings::Mappings;
 use crate::relay::RelayQueue;
+use crate::route::{self, Labels, Route, metric_type};
 use crate::telemetry::{Tally, Telemetry};
-
-/// Labels of one sample: tags and mapping labels merged, on the stack for up to 8.
-pub type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
 
 /// Shared, immutable ingest state: the parser configuration, the mapping, the store and the
 /// self-metrics.
@@ -27,7 +23,7 @@ pub type Labels<'a> = SmallVec<[(&'a str, &'a str); statsd_line::INLINE_TAGS]>;
 pub struct Ingest {
     parser: Parser,
     /// Swapped whole on reload; each line reads the current one.
-    mappings: Arc<ArcSwap<Mappings>>,
+    mapper: Arc<ArcSwap<Mapper>>,
     relay: Option<RelayQueue>,
     store: Arc<Store>,
     telemetry: Telemetry,
@@ -71,11 +67,11 @@ impl Drop for Scratch {
 }
 
 impl Ingest {
-    /// Ingest into `store` through `mappings`, with `parser`'s dialects, counting in `telemetry`;
+    /// Ingest into `store` through `mapper` (swapped on reload), with `parser`'s dialects, counting in `telemetry`;
     /// each receive task caches up to `cache_size` mapping results.
     pub fn new(
         parser: Parser,
-        mappings: Arc<ArcSwap<Mappings>>,
+        mapper: Arc<ArcSwap<Mapper>>,
         store: Arc<Store>,
         telemetry: Telemetry,
         cache_size: usize,
@@ -83,7 +79,7 @@ impl Ingest {
     ) -> Self {
         Self {
             parser,
-            mappings,
+            mapper,
             relay,
             store,
             telemetry,
@@ -175,9 +171,7 @@ impl Ingest {
         if !sample.tags.is_empty() {
             tally.tags += 1;
         }
-        let ty = metric_type(sample.kind);
-        let mappings = self.mappings.load();
-        let mappings = &**mappings;
+        let mapper = self.mapper.load();
         let Scratch {
             name, cache, tally, ..
         } = scratch;
@@ -186,195 +180,28 @@ impl Ingest {
             .iter()
             .map(|t| (t.key.as_ref(), t.value))
             .collect();
-        let (metric, spec, scale) = match cache.map(&mappings.mapper, sample.name, ty) {
-            Some(mapped) => {
-                let rule = &mappings.mapper.rules()[mapped.rule];
-                if rule.action == Action::Drop {
-                    tally.actions_drop += 1;
-                    return;
+        let mapped = cache.map(&mapper, sample.name, metric_type(sample.kind));
+        match route::resolve(&mapper, mapped, sample, &mut labels, name) {
+            Route::Dropped { .. } => tally.actions_drop += 1,
+            Route::EmptyName { .. } => self.telemetry.empty_metric_name(),
+            Route::Series(series) => {
+                if series.rule.is_some() {
+                    tally.actions_map += 1;
+                } else {
+                    tally.unmapped += 1;
                 }
-                if mapped.name.is_empty() {
-                    self.telemetry.empty_metric_name();
-                    return;
-                }
-                tally.actions_map += 1;
-                merge_labels(&mut labels, &mapped.labels, rule.honor_labels);
-                (mapped.name.as_str(), mappings.spec(mapped.rule), rule.scale)
-            }
-            None => {
-                tally.unmapped += 1;
-                escape_name_into(sample.name, name);
-                (name.as_str(), mappings.unmapped(), None)
-            }
-        };
-        let (update, events) = update_for(sample, scale);
-        match self.store.update(metric, &mut labels, update, spec) {
-            Ok(()) => tally.events(update.kind(spec), events),
-            Err(refusal) => {
-                tracing::debug!(%metric, %refusal, "event refused");
-                self.telemetry.refused(refusal, update.kind(spec), metric);
-            }
-        }
-    }
-}
-
-/// The mapping type of a sample kind: sets are exposed as gauges, and mapping rules see them as such.
-pub fn metric_type(kind: SampleKind) -> MetricType {
-    match kind {
-        SampleKind::Counter => MetricType::Counter,
-        SampleKind::Gauge | SampleKind::Set => MetricType::Gauge,
-        SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
-            MetricType::Observer
-        }
-    }
-}
-
-/// The store update a sample makes (values multiplied by the rule's `scale`), and how many events it
-/// stands for (a sampled observation counts `floor(1/rate)` times).
-pub fn update_for<'a>(sample: &Sample<'_, 'a>, scale: Option<f64>) -> (Update<'a>, u64) {
-    let scaled = |v: f64| scale.map_or(v, |s| v * s);
-    match sample.kind {
-        SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),
-        SampleKind::Gauge if sample.relative => (Update::Delta(scaled(sample.value)), 1),
-        SampleKind::Gauge => (Update::Set(scaled(sample.value)), 1),
-        SampleKind::Set => (Update::Member(sample.raw_value), 1),
-        SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution => {
-            let weight = sample.repeat();
-            let update = Update::Observe {
-                value: scaled(sample.observation()),
-                weight,
-            };
-            (update, weight)
-        }
-    }
-}
-
-/// Adds a rule's labels to a sample's tags: the rule's value wins for a name both have, unless the rule
-/// says `honor_labels` (then the tag's value stays), as statsd_exporter does.
-pub fn merge_labels<'a>(
-    labels: &mut Labels<'a>,
-    rule_labels: &'a [(String, String)],
-    honor_labels: bool,
-) {
-    for (k, v) in rule_labels {
-        match labels.iter_mut().find(|(tk, _)| *tk == k.as_str()) {
-            Some(existing) if !honor_labels => existing.1 = v.as_str(),
-            Some(_) => {}
-            None => labels.push((k.as_str(), v.as_str())),
-        }
-    }
-}
-
-/// Splits a TCP byte stream into lines of bounded length.
-///
-/// Bytes are appended with [`LineFramer::push`]; complete lines come out through a callback. A line
-/// longer than the limit is discarded up to its newline and reported once, without closing the
-/// connection. A `\r` before the `\n` is dropped (by [`statsd_line::lines`]' rule, applied per line).
-#[derive(Debug)]
-pub struct LineFramer {
-    buf: Vec<u8>,
-    max_line: usize,
-    discarding: bool,
-}
-
-impl LineFramer {
-    /// A framer refusing lines longer than `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
-        Self {
-            buf: Vec::with_capacity(max_line.min(64 * 1024)),
-            max_line,
-            discarding: false,
-        }
-    }
-
-    /// Feeds received bytes; calls `line` for each complete line and `too_long` for each line dropped
-    /// for its length.
-    pub fn push(
-        &mut self,
-        mut data: &[u8],
-        mut line: impl FnMut(&[u8]),
-        mut too_long: impl FnMut(),
-    ) {
-        while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    if self.discarding {
-                        self.discarding = false;
-                    } else if self.buf.len() + i > self.max_line {
-                        too_long();
-                    } else if self.buf.is_empty() {
-                        line(&data[..i]);
-                    } else {
-                        self.buf.extend_from_slice(&data[..i]);
-                        line(&self.buf);
+                let kind = series.update.kind(series.spec);
+                match self
+                    .store
+                    .update(series.name, &mut labels, series.update, series.spec)
+                {
+                    Ok(()) => tally.events(kind, series.events),
+                    Err(refusal) => {
+                        tracing::debug!(metric = %series.name, %refusal, "event refused");
+                        self.telemetry.refused(refusal, kind, series.name);
                     }
-                    self.buf.clear();
-                    data = &data[i + 1..];
-                }
-                None => {
-                    if !self.discarding {
-                        if self.buf.len() + data.len() > self.max_line {
-                            too_long();
-                            self.buf.clear();
-                            self.discarding = true;
-                        } else {
-                            self.buf.extend_from_slice(data);
-                        }
-                    }
-                    data = &[];
                 }
             }
         }
-    }
-
-    /// At end of stream: the unterminated last line, if any (statsd_exporter processes it too).
-    pub fn finish(&mut self, line: impl FnOnce(&[u8])) {
-        if !self.discarding && !self.buf.is_empty() {
-            line(&self.buf);
-        }
-        self.buf.clear();
-        self.discarding = false;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(chunks: &[&[u8]], max: usize) -> (Vec<String>, usize) {
-        let mut f = LineFramer::new(max);
-        let mut lines = Vec::new();
-        let mut long = 0;
-        for c in chunks {
-            f.push(
-                c,
-                |l| lines.push(String::from_utf8_lossy(l).into_owned()),
-                || long += 1,
-            );
-        }
-        f.finish(|l| lines.push(String::from_utf8_lossy(l).into_owned()));
-        (lines, long)
-    }
-
-    #[test]
-    fn lines_split_across_reads_are_joined() {
-        let (lines, long) = frame(&[b"foo:1", b"|c\nbar:2|g\nba", b"z:3|c\n"], 100);
-        assert_eq!(lines, ["foo:1|c", "bar:2|g", "baz:3|c"]);
-        assert_eq!(long, 0);
-    }
-
-    #[test]
-    fn too_long_lines_are_skipped_and_the_stream_goes_on() {
-        let (lines, long) = frame(&[b"ok:1|c\n", b"0123456789", b"0123456789\nnext:1|c\n"], 12);
-        assert_eq!(lines, ["ok:1|c", "next:1|c"]);
-        assert_eq!(long, 1);
-        let (lines, long) = frame(&[b"0123456789012345\nnext:1|c"], 12);
-        assert_eq!(lines, ["next:1|c"]);
-        assert_eq!(long, 1);
-    }
-
-    #[test]
-    fn unterminated_last_line_is_kept() {
-        assert_eq!(frame(&[b"a:1|c"], 100).0, ["a:1|c"]);
     }
 }

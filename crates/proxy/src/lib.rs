@@ -20,11 +20,14 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod explain;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod logging;
 pub mod mappings;
 pub mod relay;
+pub mod route;
+pub mod state;
 pub mod telemetry;
-pub mod udp;

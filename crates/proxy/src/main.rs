@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use statsd_mapping::Mapper;
-use statsd_proxy::app;
+use statsd_proxy::app::{self, MappingSource};
 use statsd_proxy::cli::{Cli, Command, MappingCommand};
 use statsd_proxy::logging::{LogFormat, Promslog};
+use statsd_proxy::mappings;
 
 use tracing_subscriber::EnvFilter;
 
@@ -30,46 +30,28 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-/// The mapping the flags select: the file, the embedded Mastodon mapping, or none. Warnings are the
-/// caller's to report.
-fn load_mapping(cli: &Cli) -> Result<Mapper, statsd_mapping::LoadError> {
-    match (cli.mapping_file(), cli.default_mapping.as_str()) {
-        (Some(path), _) => Mapper::from_file(path),
-        (None, "none") => Ok(Mapper::empty()),
-        (None, _) => Mapper::from_yaml(
-            statsd_proxy::mappings::MASTODON_YAML,
-            statsd_proxy::mappings::MASTODON_SOURCE,
-        ),
-    }
-}
-
 /// `--check-config` and `mapping check`: load the mapping and report, opening no port.
 fn check_config(cli: &Cli) -> ExitCode {
-    if cli.mapping_file().is_none() && cli.default_mapping == "none" {
+    let source = cli.mapping_source();
+    if source == MappingSource::None {
         println!("no mapping (--statsd.default-mapping=none): nothing to check");
         return ExitCode::SUCCESS;
     }
-    match load_mapping(cli) {
+    let checked = mappings::compile(&source).and_then(|mapper| {
+        for warning in mapper.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        mappings::strictly(mapper, cli.mapping_strict())
+    });
+    match checked {
         Ok(mapper) => {
-            for warning in mapper.warnings() {
-                eprintln!("warning: {warning}");
-            }
-            if cli.config().mapping_strict
-                && let Some(error) = mapper.strict_error()
-            {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
             let warnings = match mapper.warnings().len() {
                 0 => String::new(),
                 1 => ", 1 warning".to_string(),
                 n => format!(", {n} warnings"),
             };
-            println!(
-                "{}: OK, {} mapping rules{warnings}",
-                mapper.source(),
-                mapper.rules().len()
-            );
+            let rules = mapper.rules().len();
+            println!("{}: OK, {rules} mapping rules{warnings}", mapper.source());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -81,7 +63,7 @@ fn check_config(cli: &Cli) -> ExitCode {
 
 /// `mapping explain`: what each line turns into.
 fn explain(cli: &Cli, lines: &[String]) -> ExitCode {
-    let mapper = match load_mapping(cli) {
+    let mapper = match mappings::compile(&cli.mapping_source()) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");

@@ -21,8 +21,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const QUEUE_CHUNKS: usize = 4096;
 /// Sends of one datagram before it is given up.
 pub const MAX_ATTEMPTS: u32 = 3;
-/// statsd_exporter's default `--statsd.relay.packet-length`.
-pub const DEFAULT_PACKET_LENGTH: usize = 1400;
 
 /// Relay self-metrics, labelled by target.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use statsd_line::Parser;
+use statsd_mapping::Mapper;
 use statsd_proxy::ingest::Ingest;
-use statsd_proxy::mappings::Mappings;
 use statsd_proxy::telemetry::Telemetry;
 use statsd_store::Store;
 
@@ -45,10 +45,10 @@ static GLOBAL: Counting = Counting;
 fn ingest() -> Ingest {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../mappings/testdata/ipng-mastodon-mapping.yaml");
-    let mappings = Mappings::load(&path, false).expect("community mapping");
+    let mapper = Mapper::from_file(&path).expect("community mapping");
     Ingest::new(
         Parser::default(),
-        Arc::new(ArcSwap::from_pointee(mappings)),
+        Arc::new(ArcSwap::from_pointee(mapper)),
         Arc::new(Store::new()),
         Telemetry::new(),
         1000,

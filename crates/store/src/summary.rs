@@ -24,33 +24,7 @@ use std::time::{Duration, Instant};
 /// to 32 observations are answered exactly; beyond, within the configured rank error.
 pub const BUF_CAP: usize = 32;
 
-/// Default quantile objectives: (quantile, allowed rank error), statsd_exporter's defaults.
-pub const DEFAULT_QUANTILES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
-/// Default window length.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
-/// Default number of streams the window is split into.
-pub const DEFAULT_AGE_BUCKETS: u32 = 5;
-
-/// How a summary is computed. Shared (by `Arc`) between all series of a mapping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SummaryOptions {
-    /// (quantile, rank error) pairs, each quantile in [0, 1] and error in (0, 1).
-    pub quantiles: Vec<(f64, f64)>,
-    /// Observations older than this leave the quantiles (sum and count are cumulative).
-    pub max_age: Duration,
-    /// Streams the window is split into (at least 1).
-    pub age_buckets: u32,
-}
-
-impl Default for SummaryOptions {
-    fn default() -> Self {
-        Self {
-            quantiles: DEFAULT_QUANTILES.to_vec(),
-            max_age: DEFAULT_MAX_AGE,
-            age_buckets: DEFAULT_AGE_BUCKETS,
-        }
-    }
-}
+pub use statsd_spec::{DEFAULT_AGE_BUCKETS, DEFAULT_MAX_AGE, DEFAULT_QUANTILES, SummaryOptions};
 
 thread_local! {
     /// Where streams merge a batch before compressing (one per thread, reused).

@@ -6,14 +6,14 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, Subcommand};
 use statsd_line::Dialects;
 
-use crate::app::{Config, MappingSource, RelayConfig};
+use crate::config::{
+    Config, DEFAULT_RELAY_PACKET_LENGTH, DEFAULT_STATSD_ADDRESS, DEFAULT_TCP_MAX_CONNECTIONS,
+    DEFAULT_TCP_MAX_LINE, DEFAULT_TELEMETRY_PATH, DEFAULT_UNIXSOCKET_MODE, DEFAULT_WEB_ADDRESS,
+    MappingSource, RelayConfig, TcpLimits,
+};
 
-/// Default StatsD UDP and TCP listen address (every interface, IPv4 and IPv6).
-pub const DEFAULT_STATSD_ADDRESS: &str = ":9125";
-/// Default web listen address.
-pub const DEFAULT_WEB_ADDRESS: &str = ":9102";
-/// Default longest TCP line, in bytes.
-pub const DEFAULT_TCP_MAX_LINE: usize = 4096;
+mod values;
+use values::{parse_count, parse_duration, parse_duration_or_zero, parse_mode, parse_uint};
 
 /// StatsD to Prometheus translating proxy: a drop-in replacement for prometheus/statsd_exporter.
 #[derive(Debug, Clone, Parser)]
@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(
         long = "web.telemetry-path",
         value_name = "PATH",
-        default_value = "/metrics"
+        default_value = DEFAULT_TELEMETRY_PATH
     )]
     pub telemetry_path: String,
 
@@ -145,7 +145,7 @@ pub struct Cli {
     pub udp_workers: Option<usize>,
 
     /// Most TCP connections open at once; further ones are closed at once and counted (0: unlimited).
-    #[arg(long = "statsd.tcp-max-connections", value_name = "N", default_value_t = crate::app::DEFAULT_TCP_MAX_CONNECTIONS)]
+    #[arg(long = "statsd.tcp-max-connections", value_name = "N", default_value_t = DEFAULT_TCP_MAX_CONNECTIONS)]
     pub tcp_max_connections: usize,
 
     /// Close a TCP connection idle this long (Go duration; 0 never closes).
@@ -164,7 +164,7 @@ pub struct Cli {
     pub relay_address: Option<String>,
 
     /// Maximum relay output packet length, to avoid fragmentation.
-    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = crate::relay::DEFAULT_PACKET_LENGTH, value_parser = parse_uint::<usize>)]
+    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = DEFAULT_RELAY_PACKET_LENGTH, value_parser = parse_uint::<usize>)]
     pub relay_packet_length: usize,
 
     /// Accepted for compatibility, no effect: there is no event queue (samples go to the store as they
@@ -277,102 +277,6 @@ pub enum MappingCommand {
     },
 }
 
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{text:?} is not an octal permission mode like 755"))
-}
-
-/// The permission mode of the unixgram socket when none (or a bad one) is given.
-pub const DEFAULT_UNIXSOCKET_MODE: u32 = 0o755;
-
-/// kingpin's `Int`: the text is read as a float and truncated (`1e3`, `1.9`, `+5`, `0x1p4` are
-/// accepted), so units written for statsd_exporter start. Counts here are unsigned: a value below
-/// zero means 0 (for the cache, "off"; statsd_exporter crashes on a negative cache size).
-fn parse_count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
-    let bad = || format!("{text:?} is not a number");
-    let value: f64 = match text.trim().parse() {
-        Ok(v) => v,
-        Err(_) => parse_hex_float(text.trim()).ok_or_else(bad)?,
-    };
-    if value.is_nan() {
-        return Err(bad());
-    }
-    // `as` saturates: huge values become u64::MAX, negative ones 0.
-    T::try_from(value.trunc() as u64).map_err(|_| format!("{text:?} is too large"))
-}
-
-/// Go's hexadecimal float syntax (`0x1p4`, `-0x1.8p1`), which kingpin's Int accepts.
-fn parse_hex_float(text: &str) -> Option<f64> {
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let rest = rest
-        .strip_prefix("0x")
-        .or_else(|| rest.strip_prefix("0X"))?;
-    let (mantissa, exponent) = rest.split_once(['p', 'P'])?;
-    let exponent: i32 = exponent.parse().ok()?;
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut value = 0f64;
-    for c in int.chars() {
-        value = value * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        value += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    let value = value * 2f64.powi(exponent);
-    Some(if negative { -value } else { value })
-}
-
-/// kingpin's `Uint`: Go's `strconv.ParseUint(text, 0, 64)`: decimal, `0x`/`0o`/`0b` prefixes, a
-/// leading `0` for octal, and `_` between digits.
-fn parse_uint<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
-    let bad = || format!("{text:?} is not an unsigned number");
-    let (digits, radix) =
-        if let Some(r) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-            (r, 16)
-        } else if let Some(r) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
-            (r, 8)
-        } else if let Some(r) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
-            (r, 2)
-        } else if text.len() > 1 && text.starts_with('0') {
-            (&text[1..], 8)
-        } else {
-            (text, 10)
-        };
-    // Go allows `_` only between digits (and after a base prefix).
-    if digits.is_empty()
-        || digits.starts_with('+')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
-        return Err(bad());
-    }
-    if digits.starts_with('_') && radix == 10 {
-        return Err(bad());
-    }
-    let value = u64::from_str_radix(&digits.replace('_', ""), radix).map_err(|_| bad())?;
-    T::try_from(value).map_err(|_| format!("{text:?} is too large"))
-}
-
-fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
-    statsd_mapping::duration::parse(text)
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    match statsd_mapping::duration::parse(text)? {
-        d if d.is_zero() => Err("the window must be longer than zero".into()),
-        d => Ok(d),
-    }
-}
-
 impl Cli {
     /// The tag dialects the flags leave on (each `--no-…` flag turns one off; the last flag given wins).
     pub fn dialects(&self) -> Dialects {
@@ -402,12 +306,15 @@ impl Cli {
         self.check_config && !self.no_check_config
     }
 
-    /// The mapping file, if one is named (an empty `--statsd.mapping-config=` names none).
-    pub fn mapping_file(&self) -> Option<&std::path::Path> {
-        self.mapping_config
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(std::path::Path::new)
+    /// The mapping the flags choose (see [`MappingSource::from_flags`]).
+    pub fn mapping_source(&self) -> MappingSource {
+        let file = self.mapping_config.as_deref().map(std::path::Path::new);
+        MappingSource::from_flags(file, &self.default_mapping)
+    }
+
+    /// `--statsd.mapping-strict` (and not negated after it).
+    pub fn mapping_strict(&self) -> bool {
+        self.mapping_strict && !self.no_mapping_strict
     }
 
     /// The unixgram socket's mode, and a warning when the flag's value is not an octal mode.
@@ -459,17 +366,15 @@ impl Cli {
             telemetry_path: self.telemetry_path.clone(),
             enable_lifecycle: self.enable_lifecycle && !self.no_enable_lifecycle,
             dialects: self.dialects(),
-            tcp_max_line: self.tcp_max_line,
-            tcp_max_connections: self.tcp_max_connections,
-            tcp_idle_timeout: self.tcp_idle_timeout,
+            tcp: TcpLimits {
+                max_line: self.tcp_max_line,
+                max_connections: self.tcp_max_connections,
+                idle_timeout: self.tcp_idle_timeout,
+            },
             read_buffer: self.read_buffer.filter(|&b| b > 0),
             udp_workers: self.udp_workers.unwrap_or_else(default_udp_workers),
-            mapping: match (self.mapping_file(), self.default_mapping.as_str()) {
-                (Some(path), _) => MappingSource::File(path.to_path_buf()),
-                (None, "none") => MappingSource::None,
-                (None, _) => MappingSource::EmbeddedMastodon,
-            },
-            mapping_strict: self.mapping_strict && !self.no_mapping_strict,
+            mapping: self.mapping_source(),
+            mapping_strict: self.mapping_strict(),
             cache_size: self.cache_size,
             store: statsd_store::Config {
                 limits: statsd_store::Limits {
@@ -480,10 +385,11 @@ impl Cli {
             },
             relay: optional(self.relay_address.as_deref().unwrap_or_default()).map(|address| {
                 RelayConfig {
-                    address: address.clone(),
+                    address,
                     packet_length: self.relay_packet_length,
                 }
             }),
+            clock: Config::loopback().clock,
         }
     }
 }

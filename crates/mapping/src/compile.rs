@@ -1,0 +1,512 @@
+//! Loading a mapping file: the YAML read non-strictly ([`crate::document`]), the raw structs of
+//! [`crate::config`], and their compilation into a [`Mapper`] with every error and warning positioned.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use statsd_spec::{DEFAULT_HELP, Spec};
+
+use crate::config::{RawConfig, RawMapping};
+use crate::glob::{self, GlobIndex};
+use crate::mapper::{Mapper, RegexIndex, Rule};
+use crate::observer::{DefaultObservers, Note, ObserverType, positive, quantiles};
+use crate::positions::Positions;
+use crate::template::Template;
+use crate::{
+    Action, ErrorKind, LoadError, MatchType, MetricType, Position, Warning, WarningKind, document,
+};
+
+/// The file being compiled: where its keys are, and the warnings found so far.
+struct Ctx<'a> {
+    file: &'a str,
+    positions: Positions,
+    warnings: Vec<Warning>,
+}
+
+/// The rule index a dotted path (`mappings.3.ttl`) is in, if any.
+fn rule_of(path: &str) -> Option<usize> {
+    path.strip_prefix("mappings.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl Ctx<'_> {
+    fn error(&self, path: &str, kind: ErrorKind, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.file.to_string(),
+            position: self
+                .positions
+                .find(path)
+                .unwrap_or(Position { line: 1, column: 1 }),
+            rule: rule_of(path),
+            message: message.into(),
+            kind,
+        }
+    }
+
+    fn warn_at(&mut self, position: Position, path: &str, kind: WarningKind, message: String) {
+        self.warnings.push(Warning {
+            file: self.file.to_string(),
+            position,
+            rule: rule_of(path),
+            message,
+            kind,
+        });
+    }
+
+    fn warn(&mut self, path: &str, kind: WarningKind, message: impl Into<String>) {
+        let position = self.positions.find(path).unwrap_or_default();
+        self.warn_at(position, path, kind, message.into());
+    }
+
+    /// Records notes about keys under `prefix` (`defaults.` or `mappings.3.`).
+    fn notes(&mut self, prefix: &str, notes: Vec<Note>) {
+        for (key, kind, message) in notes {
+            self.warn(&format!("{prefix}{key}"), kind, message);
+        }
+    }
+
+    /// A deprecated key and its replacement, as statsd_exporter resolves them: the replacement wins;
+    /// the deprecated key is used when the replacement is absent, and is reported either way. With
+    /// `conflict`, giving both is an error (statsd_exporter refuses it in a rule, not in `defaults`).
+    fn deprecated<T>(
+        &mut self,
+        prefix: &str,
+        (new_key, new): (&str, Option<T>),
+        (old_key, old): (&str, Option<T>),
+        conflict: bool,
+    ) -> Result<Option<T>, LoadError> {
+        if old.is_some() {
+            if conflict && new.is_some() {
+                return Err(self.error(
+                    &format!("{prefix}{old_key}"),
+                    ErrorKind::Conflict,
+                    format!("`{old_key}` and `{new_key}` are both set"),
+                ));
+            }
+            self.warn(
+                &format!("{prefix}{old_key}"),
+                WarningKind::Deprecated,
+                format!("`{old_key}` is deprecated: use `{new_key}`"),
+            );
+        }
+        Ok(new.or(old))
+    }
+}
+
+impl Mapper {
+    /// Reads and compiles a mapping file.
+    pub fn from_file(path: &Path) -> Result<Self, LoadError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+            file: file.clone(),
+            position: Position::default(),
+            rule: None,
+            message: format!("cannot read the mapping file: {e}"),
+            kind: ErrorKind::Io,
+        })?;
+        Self::from_yaml(&text, &file)
+    }
+
+    /// Compiles mapping YAML; `file` names it in messages.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Self, LoadError> {
+        let mut ctx = Ctx {
+            file,
+            positions: Positions::index(text),
+            warnings: Vec::new(),
+        };
+        let (value, issues) = document::read(text).map_err(|e| LoadError {
+            file: file.to_string(),
+            position: e.position,
+            rule: None,
+            message: format!("invalid YAML: {}", e.message),
+            kind: ErrorKind::Yaml,
+        })?;
+        for issue in issues {
+            let (kind, message) = match issue.kind {
+                document::IssueKind::UnknownKey => (
+                    WarningKind::UnknownKey,
+                    format!(
+                        "unknown key `{}` ignored (statsd_exporter ignores it too)",
+                        issue.path
+                    ),
+                ),
+                document::IssueKind::DuplicateKey => (
+                    WarningKind::DuplicateKey,
+                    format!("duplicate key `{}`: the last value is used", issue.path),
+                ),
+            };
+            ctx.warn_at(issue.position, &issue.path, kind, message);
+        }
+        let raw: RawConfig = if value.is_null() {
+            RawConfig::default()
+        } else {
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                // `mappings[3].ttl` → `mappings.3.ttl`, the form positions are recorded under.
+                let path = e.path().to_string();
+                let dotted = path.replace('[', ".").replace(']', "");
+                ctx.error(
+                    &dotted,
+                    ErrorKind::Yaml,
+                    format!("{path}: {}", e.into_inner()),
+                )
+            })?
+        };
+        compile(raw, ctx)
+    }
+}
+
+fn compile(raw: RawConfig, mut ctx: Ctx<'_>) -> Result<Mapper, LoadError> {
+    let d = raw.defaults;
+    let observer_type = ctx.deprecated(
+        "defaults.",
+        ("observer_type", d.observer_type),
+        ("timer_type", d.timer_type),
+        false,
+    )?;
+    let observer_type = ObserverType::parse(observer_type.as_deref())
+        .map_err(|m| ctx.error("defaults.observer_type", ErrorKind::Value, m))?;
+    let default_match_type = parse_match_type(d.match_type.as_deref(), MatchType::Glob)
+        .map_err(|m| ctx.error("defaults.match_type", ErrorKind::Value, m))?;
+    let summary_quantiles = d
+        .summary_options
+        .as_ref()
+        .and_then(|s| s.quantiles.as_deref())
+        .filter(|q| !q.is_empty())
+        .map(quantiles);
+    let legacy_quantiles = d
+        .quantiles
+        .as_deref()
+        .filter(|q| !q.is_empty())
+        .map(quantiles);
+    let default_quantiles = ctx.deprecated(
+        "defaults.",
+        ("summary_options.quantiles", summary_quantiles),
+        ("quantiles", legacy_quantiles),
+        false,
+    )?;
+    let histogram_buckets = d
+        .histogram_options
+        .as_ref()
+        .and_then(|h| h.buckets.clone())
+        .filter(|b| !b.is_empty());
+    let legacy_buckets = d.buckets.filter(|b| !b.is_empty());
+    let default_buckets = ctx.deprecated(
+        "defaults.",
+        ("histogram_options.buckets", histogram_buckets),
+        ("buckets", legacy_buckets),
+        false,
+    )?;
+    let mut notes = Vec::new();
+    let defaults = DefaultObservers::resolve(
+        observer_type,
+        d.summary_options.as_ref(),
+        default_quantiles,
+        default_buckets,
+        &mut notes,
+    );
+    ctx.notes("defaults.", notes);
+    if let Some(bad) = d.ttl.filter(|t| t.negative) {
+        ctx.warn(
+            "defaults.ttl",
+            WarningKind::Repaired,
+            format!(
+                "negative ttl -{:?}: series never expire (as in statsd_exporter)",
+                bad.magnitude
+            ),
+        );
+    }
+    let default_ttl = positive(d.ttl).unwrap_or(Duration::ZERO);
+    let unmapped = Spec {
+        ttl: default_ttl,
+        observer: defaults.observer(),
+        ..Spec::default()
+    };
+
+    let mut glob = GlobIndex::new(!d.glob_disable_ordering);
+    let mut regex = RegexIndex::default();
+    let mut rules = Vec::with_capacity(raw.mappings.len());
+    let default_help: Arc<str> = Arc::from(DEFAULT_HELP);
+    for (i, m) in raw.mappings.into_iter().enumerate() {
+        let settings = RuleDefaults {
+            match_type: default_match_type,
+            observers: &defaults,
+            ttl: default_ttl,
+            help: &default_help,
+        };
+        let (rule, matcher) = compile_rule(&mut ctx, i, m, &settings)?;
+        match matcher {
+            None => {
+                glob.add(&rule.pattern, i, rule.match_metric_type);
+            }
+            Some(re) => regex.rules.push((i, re)),
+        }
+        rules.push(rule);
+    }
+    let mut warnings = ctx.warnings;
+    warnings.sort_by_key(|w| (w.position.line, w.position.column));
+    Ok(Mapper::assemble(
+        rules,
+        glob,
+        regex,
+        unmapped,
+        warnings,
+        ctx.file.to_string(),
+    ))
+}
+
+/// What a rule inherits from `defaults`.
+struct RuleDefaults<'a> {
+    match_type: MatchType,
+    observers: &'a DefaultObservers,
+    ttl: Duration,
+    help: &'a Arc<str>,
+}
+
+fn parse_match_type(text: Option<&str>, default: MatchType) -> Result<MatchType, String> {
+    match text {
+        None | Some("") => Ok(default),
+        Some("glob") => Ok(MatchType::Glob),
+        Some("regex") => Ok(MatchType::Regex),
+        Some(other) => Err(format!(
+            "unknown match_type {other:?} (expected `glob` or `regex`)"
+        )),
+    }
+}
+
+/// Compiles rule `i`; returns it with its regex (`None` for a glob rule).
+fn compile_rule(
+    ctx: &mut Ctx<'_>,
+    i: usize,
+    m: RawMapping,
+    defaults: &RuleDefaults<'_>,
+) -> Result<(Rule, Option<Regex>), LoadError> {
+    let prefix = format!("mappings.{i}.");
+    let at = |key: &str| format!("{prefix}{key}");
+    let position = ctx
+        .positions
+        .find(&format!("mappings.{i}"))
+        .unwrap_or_default();
+    let Some(pattern) = m.match_ else {
+        return Err(ctx.error(&at("match"), ErrorKind::Missing, "the rule has no `match`"));
+    };
+    let action = match m.action.as_deref() {
+        None | Some("") | Some("map") => Action::Map,
+        Some("drop") => Action::Drop,
+        Some(other) => {
+            return Err(ctx.error(
+                &at("action"),
+                ErrorKind::Value,
+                format!("unknown action {other:?} (expected `map` or `drop`)"),
+            ));
+        }
+    };
+    let match_type = parse_match_type(m.match_type.as_deref(), defaults.match_type)
+        .map_err(|e| ctx.error(&at("match_type"), ErrorKind::Value, e))?;
+    let only = match m.match_metric_type.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(MetricType::parse(t).ok_or_else(|| {
+            ctx.error(
+                &at("match_metric_type"),
+                ErrorKind::Value,
+                format!(
+                    "unknown match_metric_type {t:?} (expected `counter`, `gauge` or `observer`)"
+                ),
+            )
+        })?),
+    };
+
+    // The matcher, and how templates find groups.
+    let regex = match match_type {
+        MatchType::Glob => {
+            glob::validate(&pattern).map_err(|e| {
+                ctx.error(
+                    &at("match"),
+                    ErrorKind::Glob,
+                    format!("invalid glob {pattern:?}: {e}"),
+                )
+            })?;
+            None
+        }
+        MatchType::Regex => Some(Regex::new(&pattern).map_err(|e| {
+            ctx.error(
+                &at("match"),
+                ErrorKind::Regex,
+                format!("invalid regex {pattern:?}: {e}"),
+            )
+        })?),
+    };
+    let groups = regex.as_ref().map_or_else(
+        || pattern.split('.').filter(|s| *s == "*").count(),
+        |r| r.captures_len() - 1,
+    );
+    let group_index = |group: &str| -> Option<usize> {
+        regex
+            .as_ref()
+            .and_then(|r| r.capture_names().position(|n| n == Some(group)))
+    };
+
+    // Name and labels.
+    let name = match m.name {
+        Some(n) if !n.is_empty() => n,
+        _ if action == Action::Drop => String::new(),
+        _ => {
+            return Err(ctx.error(
+                &at("name"),
+                ErrorKind::Missing,
+                "the rule has no `name` (only `action: drop` rules may omit it)",
+            ));
+        }
+    };
+    let name_template = Template::compile(&name, group_index);
+    check_name_template(&name, &name_template)
+        .map_err(|e| ctx.error(&at("name"), ErrorKind::Name, e))?;
+    let mut labels = Vec::new();
+    for (label, value) in m.labels.unwrap_or_default() {
+        let path = at(&format!("labels.{label}"));
+        let shape_ok = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if label.starts_with("__") && shape_ok {
+            // statsd_exporter 0.30 loads it, then fails to register every series of the rule.
+            ctx.warn(
+                &path,
+                WarningKind::Repaired,
+                format!("label name {label:?} is reserved by Prometheus (it starts with `__`): the label is left out"),
+            );
+            continue;
+        }
+        if !shape_ok || label.is_empty() || label.as_bytes()[0].is_ascii_digit() {
+            return Err(ctx.error(
+                &path,
+                ErrorKind::LabelName,
+                format!("invalid label name {label:?}: label names are letters, digits and `_`, not starting with a digit"),
+            ));
+        }
+        labels.push((label, Template::compile(&value, group_index)));
+    }
+    for t in std::iter::once(&name_template).chain(labels.iter().map(|(_, t)| t)) {
+        if let Some(g) = t.max_group().filter(|&g| g > groups) {
+            ctx.warn(
+                &at("name"),
+                WarningKind::NoEffect,
+                format!(
+                    "{:?} refers to group {g}, but the match has only {groups}: it expands to \"\"",
+                    t.source()
+                ),
+            );
+        }
+    }
+
+    // Observer type and options, resolved like statsd_exporter.
+    let observer_type = ctx.deprecated(
+        &prefix,
+        ("observer_type", m.observer_type),
+        ("timer_type", m.timer_type),
+        false,
+    )?;
+    let observer_type = ObserverType::parse(observer_type.as_deref())
+        .map_err(|e| ctx.error(&at("observer_type"), ErrorKind::Value, e))?;
+    let own_quantiles = m
+        .summary_options
+        .as_ref()
+        .and_then(|s| s.quantiles.as_deref())
+        .map(quantiles);
+    let rule_quantiles = ctx.deprecated(
+        &prefix,
+        ("summary_options.quantiles", own_quantiles),
+        ("quantiles", m.quantiles.as_deref().map(quantiles)),
+        true,
+    )?;
+    let own_buckets = m.histogram_options.as_ref().and_then(|h| h.buckets.clone());
+    let rule_buckets = ctx.deprecated(
+        &prefix,
+        ("histogram_options.buckets", own_buckets),
+        ("buckets", m.buckets),
+        true,
+    )?;
+    let mut notes = Vec::new();
+    let observer = defaults
+        .observers
+        .for_rule(
+            observer_type,
+            m.summary_options,
+            m.histogram_options,
+            rule_quantiles.filter(|q| !q.is_empty()),
+            rule_buckets.filter(|b| !b.is_empty()),
+            &mut notes,
+        )
+        .map_err(|(key, kind, e)| ctx.error(&at(key), kind, e))?;
+    ctx.notes(&prefix, notes);
+    let scale = match m.scale {
+        Some(s) if !s.is_finite() => {
+            ctx.warn(
+                &at("scale"),
+                WarningKind::Repaired,
+                format!("scale {s} is not a finite number: ignored (statsd_exporter would store {s} or NaN)"),
+            );
+            None
+        }
+        other => other,
+    };
+    let ttl = match m.ttl {
+        Some(t) if t.negative => {
+            ctx.warn(
+                &at("ttl"),
+                WarningKind::Repaired,
+                format!(
+                    "negative ttl -{:?}: this rule's series never expire (as in statsd_exporter)",
+                    t.magnitude
+                ),
+            );
+            Duration::ZERO
+        }
+        other => positive(other).unwrap_or(defaults.ttl),
+    };
+    let rule = Rule {
+        index: i,
+        pattern,
+        match_type,
+        action,
+        honor_labels: m.honor_labels,
+        match_metric_type: only,
+        scale,
+        has_help: m.help.is_some(),
+        spec: Spec {
+            help: m.help.map_or_else(|| Arc::clone(defaults.help), Arc::from),
+            observer,
+            ttl,
+        },
+        position,
+        name: name_template,
+        labels,
+    };
+    Ok((rule, regex))
+}
+
+/// A `name` must give a valid metric name: letters, digits and `_` around capture references, not
+/// starting with a digit (statsd_exporter's rule, which also allows `${name}` references here).
+fn check_name_template(source: &str, template: &Template) -> Result<(), String> {
+    if source.is_empty() {
+        return Ok(());
+    }
+    let literal = template.literal_text();
+    if let Some(bad) = literal
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Err(format!(
+            "invalid metric name {source:?}: {bad:?} is not allowed (use letters, digits, `_` and capture references like $1)"
+        ));
+    }
+    if source.as_bytes()[0].is_ascii_digit() {
+        return Err(format!(
+            "invalid metric name {source:?}: it starts with a digit"
+        ));
+    }
+    Ok(())
+}

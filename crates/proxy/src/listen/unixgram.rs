@@ -1,0 +1,62 @@
+//! StatsD over a Unix datagram socket (`--statsd.listen-unixgram`).
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use tokio::net::UnixDatagram;
+use tokio::sync::watch;
+
+use super::BindError;
+use super::udp::MAX_DATAGRAM;
+use crate::ingest::Ingest;
+use crate::telemetry::Telemetry;
+
+/// Creates the socket at `path` with permission bits `mode`: a stale socket file from a previous run is
+/// replaced; any other file at the path is an error.
+pub fn bind(path: &Path, mode: u32, read_buffer: Option<usize>) -> Result<UnixDatagram, BindError> {
+    let bind_err = |source| BindError::Io {
+        what: "unixgram",
+        addr: path.display().to_string(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_err)?,
+        Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_err(e)),
+    }
+    let socket = std::os::unix::net::UnixDatagram::bind(path).map_err(bind_err)?;
+    if let Some(bytes) = read_buffer {
+        socket2::SockRef::from(&socket)
+            .set_recv_buffer_size(bytes)
+            .map_err(bind_err)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    UnixDatagram::from_std(socket).map_err(bind_err)
+}
+
+/// Receives datagrams until `stop` fires.
+pub async fn receive(
+    socket: UnixDatagram,
+    ingest: Ingest,
+    telemetry: Telemetry,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut scratch = ingest.scratch();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            received = socket.recv(&mut buf) => match received {
+                Ok(n) => {
+                    telemetry.unixgram_packets.inc();
+                    ingest.packet(&buf[..n], &mut scratch);
+                }
+                Err(e) => tracing::debug!(error = %e, "unixgram receive error"),
+            },
+        }
+    }
+}
