@@ -7,11 +7,11 @@
 //! [`render_label_set`] and reuses it at every scrape through [`write_sample`].
 //!
 //! ```
-//! use statsd_exposition::{MetricType, render_label_set, write_header, write_sample};
+//! use statsd_exposition::{FamilyType, render_label_set, write_header, write_sample};
 //!
 //! let labels = render_label_set([("env", "prod"), ("path", "/a\"b")]);
 //! let mut out = String::new();
-//! write_header(&mut out, "http_seconds", "Request time.", MetricType::Summary);
+//! write_header(&mut out, "http_seconds", "Request time.", FamilyType::Summary);
 //! write_sample(&mut out, "http_seconds", "_sum", &labels, None, 0.25);
 //! write_sample(&mut out, "http_seconds", "", &labels, Some(("quantile", "0.5")), 1e6);
 //! assert_eq!(out, "# HELP http_seconds Request time.\n# TYPE http_seconds summary\n\
@@ -28,7 +28,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The type of a metric family, as written on its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MetricType {
+pub enum FamilyType {
     /// A monotonically increasing value.
     Counter,
     /// A value that goes up and down.
@@ -39,20 +39,20 @@ pub enum MetricType {
     Histogram,
 }
 
-impl MetricType {
+impl FamilyType {
     /// The keyword on the `# TYPE` line.
     pub const fn as_str(self) -> &'static str {
         match self {
-            MetricType::Counter => "counter",
-            MetricType::Gauge => "gauge",
-            MetricType::Summary => "summary",
-            MetricType::Histogram => "histogram",
+            FamilyType::Counter => "counter",
+            FamilyType::Gauge => "gauge",
+            FamilyType::Summary => "summary",
+            FamilyType::Histogram => "histogram",
         }
     }
 }
 
 /// Writes `# HELP name help` and `# TYPE name type`, escaping the help text (`\` and newline).
-pub fn write_header(out: &mut String, name: &str, help: &str, kind: MetricType) {
+pub fn write_header(out: &mut String, name: &str, help: &str, kind: FamilyType) {
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
@@ -72,17 +72,63 @@ pub fn write_header(out: &mut String, name: &str, help: &str, kind: MetricType) 
 
 /// Appends `value` escaped for a label value: `\` → `\\`, `"` → `\"`, newline → `\n`.
 pub fn escape_label_value(out: &mut String, value: &str) {
+    for piece in escaped_pieces(value) {
+        out.push_str(piece);
+    }
+}
+
+/// The escaped form of a label value, in pieces: runs of text as they are, and the escapes `\\`,
+/// `\"` and `\n`. The one definition of label-value escaping: writing and matching both use it.
+fn escaped_pieces(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = value;
-    while let Some(i) = rest.find(['\\', '"', '\n']) {
-        out.push_str(&rest[..i]);
-        out.push_str(match rest.as_bytes()[i] {
+    let mut escape: Option<&'static str> = None;
+    std::iter::from_fn(move || {
+        if let Some(e) = escape.take() {
+            return Some(e);
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(i) = rest.find(['\\', '"', '\n']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        escape = Some(match rest.as_bytes()[i] {
             b'\\' => "\\\\",
             b'"' => "\\\"",
             _ => "\\n",
         });
+        let run = &rest[..i];
         rest = &rest[i + 1..];
+        Some(run)
+    })
+}
+
+/// Does `rendered` (a label set as [`render_label_set`] writes it) hold exactly `labels`, in this
+/// order? Compares without rendering: a series lookup costs no allocation.
+pub fn label_set_matches(rendered: &str, labels: &[(&str, &str)]) -> bool {
+    let mut rest = rendered;
+    for (i, (k, v)) in labels.iter().enumerate() {
+        let separator = if i > 0 { "," } else { "" };
+        let Some(r) = rest
+            .strip_prefix(separator)
+            .and_then(|r| r.strip_prefix(*k))
+            .and_then(|r| r.strip_prefix("=\""))
+        else {
+            return false;
+        };
+        rest = r;
+        for piece in escaped_pieces(v) {
+            let Some(r) = rest.strip_prefix(piece) else {
+                return false;
+            };
+            rest = r;
+        }
+        let Some(r) = rest.strip_prefix('"') else {
+            return false;
+        };
+        rest = r;
     }
-    out.push_str(rest);
+    rest.is_empty()
 }
 
 /// Renders a label set as the text between the braces: `k="v",k2="v2"` (empty for no labels).
@@ -264,6 +310,23 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_rendered_label_set_matches_exactly_its_labels() {
+        let labels = [("a", "x\"y\\z\nw"), ("b", "")];
+        let text = render_label_set(labels);
+        assert_eq!(text, "a=\"x\\\"y\\\\z\\nw\",b=\"\"");
+        assert!(label_set_matches(&text, &labels));
+        assert!(!label_set_matches(&text, &labels[..1]));
+        assert!(!label_set_matches(&text, &[labels[0], ("b", "1")]));
+        assert!(!label_set_matches(&text, &[("a", "x"), ("b", "")]));
+        assert!(!label_set_matches(
+            &text,
+            &[("a", "x\"y\\z\nw\\"), ("b", "")]
+        ));
+        assert!(label_set_matches("", &[]));
+        assert!(!label_set_matches("a=\"1\"", &[]));
+    }
+
     fn fmt(v: f64) -> String {
         let mut s = String::new();
         write_value(&mut s, v);
@@ -319,7 +382,7 @@ mod tests {
     #[test]
     fn help_is_escaped() {
         let mut s = String::new();
-        write_header(&mut s, "m", "line1\nback\\slash \"q\"", MetricType::Counter);
+        write_header(&mut s, "m", "line1\nback\\slash \"q\"", FamilyType::Counter);
         assert_eq!(
             s,
             "# HELP m line1\\nback\\\\slash \"q\"\n# TYPE m counter\n"

@@ -39,12 +39,16 @@
 
 mod escape;
 mod grammar;
+mod reason;
+mod sample;
 mod tags;
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 pub use escape::{escape_name, escape_name_into};
+pub use reason::{ParseError, Reason};
+pub use sample::{Sample, SampleKind};
 pub use tags::{INLINE_TAGS, Tag, Tags};
 
 use grammar::Component;
@@ -75,178 +79,6 @@ impl Default for Dialects {
             influxdb: true,
             librato: true,
             signalfx: true,
-        }
-    }
-}
-
-/// Why a line or a sample was refused. The label value of `statsd_exporter_sample_errors_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    /// No `:`, an empty name, or not UTF-8.
-    MalformedLine,
-    /// Name tags (InfluxDB, Librato, SignalFX) together with DogStatsD `|#` tags.
-    MixedTaggingStyles,
-    /// Nothing `|`-separated after the first `:` (`name:1`).
-    NotEnoughPartsAfterColon,
-    /// Several values (`name:1:2|c`) for a type other than `ms`, `h`, `d`.
-    InvalidExtendedAggregateType,
-    /// A sample with fewer than 2 or more than 8 `|` parts, or an empty component.
-    MalformedComponent,
-    /// A value that is not a finite number.
-    MalformedValue,
-    /// An unparsable or out-of-range rate (the sample is kept, at rate 1), or an unknown component (dropped).
-    InvalidSampleFactor,
-    /// A `c` component that is not `c:` followed by an id.
-    MalformedContainerId,
-    /// A `T` component that is not an integer.
-    MalformedTimestamp,
-    /// An unknown metric type.
-    IllegalEvent,
-}
-
-impl Reason {
-    /// Every reason, for pre-registering counters so they show as 0 before the first error.
-    pub const ALL: [Reason; 10] = [
-        Reason::MalformedLine,
-        Reason::MixedTaggingStyles,
-        Reason::NotEnoughPartsAfterColon,
-        Reason::InvalidExtendedAggregateType,
-        Reason::MalformedComponent,
-        Reason::MalformedValue,
-        Reason::InvalidSampleFactor,
-        Reason::MalformedContainerId,
-        Reason::MalformedTimestamp,
-        Reason::IllegalEvent,
-    ];
-
-    /// The label value statsd_exporter uses for this reason.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Reason::MalformedLine => "malformed_line",
-            Reason::MixedTaggingStyles => "mixed_tagging_styles",
-            Reason::NotEnoughPartsAfterColon => "not_enough_parts_after_colon",
-            Reason::InvalidExtendedAggregateType => "invalid_extended_aggregate_type",
-            Reason::MalformedComponent => "malformed_component",
-            Reason::MalformedValue => "malformed_value",
-            Reason::InvalidSampleFactor => "invalid_sample_factor",
-            Reason::MalformedContainerId => "malformed_container_id",
-            Reason::MalformedTimestamp => "malformed_timestamp",
-            Reason::IllegalEvent => "illegal_event",
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A refused line or sample: the reason and where in the line the offending text is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} at bytes {}..{}", span.start, span.end)]
-pub struct ParseError {
-    /// Why it was refused.
-    pub reason: Reason,
-    /// Byte range of the offending text within the line (`&line[span]` shows it).
-    pub span: Range<usize>,
-}
-
-/// The metric type of a sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SampleKind {
-    /// `c`: a counter increment.
-    Counter,
-    /// `g`: a gauge value, or a delta when the value starts with `+` or `-`.
-    Gauge,
-    /// `ms`: a timing in milliseconds (exported in seconds).
-    Timer,
-    /// `h`: a histogram observation (exported as is).
-    Histogram,
-    /// `d`: a distribution observation (exported as is).
-    Distribution,
-    /// `s`: a set member (counted distinct).
-    Set,
-}
-
-impl SampleKind {
-    /// True for the observer types (`ms`, `h`, `d`).
-    pub const fn is_observer(self) -> bool {
-        matches!(
-            self,
-            SampleKind::Timer | SampleKind::Histogram | SampleKind::Distribution
-        )
-    }
-
-    /// The StatsD type code (`c`, `g`, `ms`, `h`, `d`, `s`).
-    pub const fn code(self) -> &'static str {
-        match self {
-            SampleKind::Counter => "c",
-            SampleKind::Gauge => "g",
-            SampleKind::Timer => "ms",
-            SampleKind::Histogram => "h",
-            SampleKind::Distribution => "d",
-            SampleKind::Set => "s",
-        }
-    }
-
-    fn from_code(code: &str) -> Option<Self> {
-        // Matched as bytes: string patterns compile to `memcmp` calls, which showed in profiles.
-        Some(match *code.as_bytes() {
-            [b'c'] => SampleKind::Counter,
-            [b'g'] => SampleKind::Gauge,
-            [b'm', b's'] => SampleKind::Timer,
-            [b'h'] => SampleKind::Histogram,
-            [b'd'] => SampleKind::Distribution,
-            [b's'] => SampleKind::Set,
-            _ => return None,
-        })
-    }
-}
-
-/// One sample of a line. Borrows the line's text (`'a`) and the parsed [`Line`] (`'l`), whose tag set
-/// all its samples share.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample<'l, 'a> {
-    /// The StatsD name as sent, tag syntax removed, not escaped (`Mastodon.production.web.…`).
-    pub name: &'l str,
-    /// The metric type.
-    pub kind: SampleKind,
-    /// The value as sent (`0.0` for sets, whose members are text).
-    pub value: f64,
-    /// The value's text as sent (the member, for sets).
-    pub raw_value: &'a str,
-    /// The value started with `+` or `-`: for gauges, a delta.
-    pub relative: bool,
-    /// The sample rate in (0, 1]; 1 when absent, zero or invalid.
-    pub rate: f64,
-    /// An `@rate` component was unparsable or outside (0, 1]: count `invalid_sample_factor` (the sample is kept).
-    pub invalid_rate: bool,
-    /// Name tags or DogStatsD tags (never both), plus `container_id` from a `c:` component.
-    pub tags: &'l Tags<'a>,
-}
-
-impl Sample<'_, '_> {
-    /// A counter's increment: the value divided by the sample rate.
-    pub fn counter_increment(&self) -> f64 {
-        self.value / self.rate
-    }
-
-    /// An observer's observation: milliseconds become seconds for `ms`; `h` and `d` are kept as sent.
-    pub fn observation(&self) -> f64 {
-        match self.kind {
-            SampleKind::Timer => self.value / 1000.0,
-            _ => self.value,
-        }
-    }
-
-    /// How many observations this sample stands for: `floor(1/rate)` for observers, else 1.
-    pub fn repeat(&self) -> u64 {
-        if self.kind.is_observer() {
-            // rate ∈ (0, 1], so this is ≥ 1; `as` saturates for absurdly small rates.
-            ((1.0 / self.rate).floor() as u64).max(1)
-        } else {
-            1
         }
     }
 }

@@ -269,6 +269,16 @@ fn conflict_matrix() {
         store.update("c", &mut [("a-b", "y")], Update::Add(1.0), &d),
         Err(Refusal::InvalidLabel)
     );
+    // The store checks unique label names itself: no series can hold a label twice.
+    assert_eq!(
+        store.update(
+            "c",
+            &mut [("b", "1"), ("a", "x"), ("b", "2")],
+            Update::Add(1.0),
+            &d
+        ),
+        Err(Refusal::DuplicateLabel)
+    );
     assert_eq!(counter(&store, ""), Err(Refusal::EmptyName));
     assert_eq!(
         store.update("c", &mut [], Update::Add(-1.0), &d),

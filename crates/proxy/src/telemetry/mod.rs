@@ -11,6 +11,13 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 use statsd_line::Reason;
 use statsd_store::{Kind, Refusal};
 
+mod registry;
+mod tally;
+
+pub use registry::{BUILD_INFO_LABELS, build_info_values};
+use registry::{counter, counter_vec, gauge};
+pub use tally::Tally;
+
 /// The `reason` label of `statsd_exporter_events_error_total` for each store refusal other than a
 /// type conflict (which has its own counter).
 pub fn refusal_reason(refusal: Refusal) -> &'static str {
@@ -19,6 +26,7 @@ pub fn refusal_reason(refusal: Refusal) -> &'static str {
         Refusal::EmptyName => "empty_metric_name",
         Refusal::ReservedLabel => "reserved_label_name",
         Refusal::InvalidLabel => "invalid_label_name",
+        Refusal::DuplicateLabel => "duplicate_label_name",
         Refusal::TypeConflict { .. } => "conflicting_type",
         Refusal::NameCollision => "conflicting_name",
         Refusal::HelpConflict => "conflicting_help",
@@ -88,58 +96,6 @@ impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry").finish_non_exhaustive()
     }
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("static metric name and help are valid");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("each self-metric is registered once");
-    c
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("static metric name and help are valid");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("each self-metric is registered once");
-    g
-}
-
-/// The label names of `statsd_exporter_build_info`, statsd_exporter 0.30's.
-pub const BUILD_INFO_LABELS: [&str; 7] = [
-    "version",
-    "revision",
-    "branch",
-    "goversion",
-    "goos",
-    "goarch",
-    "tags",
-];
-
-/// The values of `statsd_exporter_build_info`, in [`BUILD_INFO_LABELS`] order: the crate version, the
-/// git commit and branch the binary was built from (`unknown` outside a git checkout), the Rust
-/// compiler's version in `goversion`, the target OS and architecture, and the enabled cargo features
-/// (`unknown` when none, as Go builds without tags say).
-pub fn build_info_values() -> [&'static str; 7] {
-    [
-        env!("CARGO_PKG_VERSION"),
-        env!("STATSD_PROXY_REVISION"),
-        env!("STATSD_PROXY_BRANCH"),
-        env!("STATSD_PROXY_RUSTC"),
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        env!("STATSD_PROXY_FEATURES"),
-    ]
-}
-
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .expect("static metric name, help and labels are valid");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("each self-metric is registered once");
-    c
 }
 
 impl Default for Telemetry {
@@ -483,54 +439,5 @@ impl Telemetry {
             .iter()
             .map(|f| f.name().to_string())
             .collect()
-    }
-}
-
-/// Counts gathered while handling one packet, added to [`Telemetry`] in one go.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tally {
-    /// Non-empty lines.
-    pub lines: u64,
-    /// Samples (a line may carry several).
-    pub samples: u64,
-    /// Errors by [`Reason`], indexed like `Reason::ALL`.
-    pub sample_errors: [u64; Reason::ALL.len()],
-    /// Samples that carried tags.
-    pub tags: u64,
-    /// Malformed tags.
-    pub tag_errors: u64,
-    /// Events stored, by kind (counter, gauge, observer).
-    pub events: [u64; 4],
-    /// Samples no rule matched.
-    pub unmapped: u64,
-    /// Samples a `map` rule matched.
-    pub actions_map: u64,
-    /// Samples a `drop` rule matched.
-    pub actions_drop: u64,
-    /// Mapping-cache lookups and hits.
-    pub cache_gets: u64,
-    /// See `cache_gets`.
-    pub cache_hits: u64,
-}
-
-impl Tally {
-    /// Counts one sample error.
-    pub fn error(&mut self, reason: Reason) {
-        let i = Reason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .expect("Reason::ALL lists every reason");
-        self.sample_errors[i] += 1;
-    }
-
-    /// Counts `n` stored events of `kind`.
-    pub fn events(&mut self, kind: Kind, n: u64) {
-        let i = match kind {
-            Kind::Counter => 0,
-            Kind::Gauge => 1,
-            Kind::Summary | Kind::Histogram => 2,
-            Kind::Set => 3,
-        };
-        self.events[i] += n;
     }
 }

@@ -1,0 +1,183 @@
+//! Series state and the maps that hold it: atomics for counters and gauges, the classic histogram,
+//! families and their members, and the series key hashed on every update.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use crate::{Kind, Refusal, Set, Spec, Summary};
+
+/// A lock-free `f64` cell.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    pub(crate) fn new(v: f64) -> Self {
+        Self(AtomicU64::new(v.to_bits()))
+    }
+    pub(crate) fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    pub(crate) fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    pub(crate) fn add(&self, v: f64) {
+        // The closure always returns Some, so fetch_update cannot fail.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
+    }
+}
+
+/// A classic histogram: per-bucket counts (not cumulative; made cumulative when rendered), sum, count.
+/// Every field is atomic, so observing takes no lock. A scrape racing an observation may see the new
+/// count before the new sum; the next scrape is consistent again.
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    pub(crate) bounds: Arc<[f64]>,
+    /// One per bound, plus the `+Inf` bucket.
+    pub(crate) counts: Box<[AtomicU64]>,
+    pub(crate) sum: AtomicF64,
+    pub(crate) count: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            bounds,
+            counts,
+            sum: AtomicF64::new(0.0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn observe(&self, value: f64, weight: u64) {
+        // First bucket whose upper bound is ≥ value (`le` is inclusive); NaN goes to +Inf.
+        let i = self.bounds.partition_point(|&b| b < value);
+        self.counts[i].fetch_add(weight, Ordering::Relaxed);
+        self.sum.add(value * weight as f64);
+        self.count.fetch_add(weight, Ordering::Relaxed);
+    }
+}
+
+/// Series state. The large states are boxed so that a counter series stays small.
+#[derive(Debug)]
+pub(crate) enum State {
+    Counter(AtomicF64),
+    Gauge(AtomicF64),
+    Summary(Box<Mutex<Summary>>),
+    Histogram(Box<Histogram>),
+    Set(Box<Mutex<Set>>),
+}
+
+/// One series: its family's identity (not the family itself, which lists its series: no `Arc` cycle),
+/// its label set pre-rendered for the exposition (also its identity), its state and when it was last
+/// updated.
+#[derive(Debug)]
+pub(crate) struct Series {
+    pub(crate) family: Arc<FamilyId>,
+    /// `k="v",…` as written between braces, rendered once at creation.
+    pub(crate) rendered: Box<str>,
+    pub(crate) hash: u64,
+    pub(crate) state: State,
+    /// Store-clock milliseconds of the last update.
+    pub(crate) last_seen: AtomicU64,
+    /// Milliseconds of inactivity after which the series is removed (0: never).
+    pub(crate) ttl_ms: u64,
+}
+
+/// The series of one family, in render order once sorted.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    pub(crate) list: Vec<Arc<Series>>,
+    pub(crate) sorted: bool,
+    /// The family has been removed from the table: creators must look it up again.
+    pub(crate) removed: bool,
+    /// Some series has a TTL (the sweeper skips families without).
+    pub(crate) has_ttl: bool,
+}
+
+/// What identifies a family and what its series check on every update: name, type, help. Immutable.
+#[derive(Debug)]
+pub(crate) struct FamilyId {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) help: Arc<str>,
+}
+
+/// A metric family: its identity and its series.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) id: Arc<FamilyId>,
+    pub(crate) members: Mutex<Members>,
+}
+
+impl std::ops::Deref for Family {
+    type Target = FamilyId;
+    fn deref(&self) -> &FamilyId {
+        &self.id
+    }
+}
+
+impl FamilyId {
+    /// Refuses an update of another type, or from a rule with another HELP text.
+    pub(crate) fn accepts(&self, kind: Kind, spec: &Spec) -> Result<(), Refusal> {
+        if self.kind != kind {
+            Err(Refusal::TypeConflict {
+                existing: self.kind,
+            })
+        } else if !Arc::ptr_eq(&self.help, &spec.help) && *self.help != *spec.help {
+            Err(Refusal::HelpConflict)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Identity of a series being looked up, borrowed from the sample.
+pub(crate) struct Key<'k> {
+    pub(crate) name: &'k str,
+    pub(crate) labels: &'k [(&'k str, &'k str)],
+}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.name.as_bytes());
+        for (k, v) in self.labels {
+            // 0xFF never occurs in UTF-8, so the separators make the encoding unambiguous.
+            h.write_u8(0xFF);
+            h.write(k.as_bytes());
+            h.write_u8(0xFF);
+            h.write(v.as_bytes());
+        }
+    }
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+pub(crate) struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+pub(crate) type ShardMap =
+    HashMap<u64, SmallVec<[Arc<Series>; 1]>, BuildHasherDefault<IdentityHasher>>;
+pub(crate) type FamilyMap = HashMap<Arc<str>, Arc<Family>, foldhash::fast::FixedState>;

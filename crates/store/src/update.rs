@@ -1,0 +1,236 @@
+//! Updating a series, and creating it (with its family) the first time: the hot path and its checks.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use statsd_exposition::{label_set_matches, render_label_set};
+
+use crate::series::{AtomicF64, Family, FamilyId, Histogram, Key, Members, Series, State};
+use crate::{Kind, Observer, Refusal, Set, Spec, Store, Summary, Update};
+
+/// Is `name` a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
+fn valid_label_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+impl Store {
+    /// Applies `update` to the series `name{labels}`, creating it from `spec` if needed. `labels` is
+    /// sorted by name in place (names must be unique).
+    pub fn update(
+        &self,
+        name: &str,
+        labels: &mut [(&str, &str)],
+        update: Update<'_>,
+        spec: &Spec,
+    ) -> Result<(), Refusal> {
+        if name.is_empty() {
+            return Err(Refusal::EmptyName);
+        }
+        if let Update::Add(v) = update
+            && v < 0.0
+        {
+            return Err(Refusal::NegativeCounter);
+        }
+        let kind = update.kind(spec);
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let key = Key { name, labels };
+        let hash = self.hasher.hash_one(&key);
+        {
+            let shard = self
+                .series_shard(hash)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = shard.get(&hash).and_then(|bucket| {
+                bucket
+                    .iter()
+                    .find(|s| *s.family.name == *name && label_set_matches(&s.rendered, labels))
+            }) {
+                return self.apply_existing(series, kind, update, spec);
+            }
+        }
+        self.create(hash, key, kind, update, spec)
+    }
+
+    fn apply_existing(
+        &self,
+        series: &Series,
+        kind: Kind,
+        update: Update<'_>,
+        spec: &Spec,
+    ) -> Result<(), Refusal> {
+        series.family.accepts(kind, spec)?;
+        self.apply(series, update);
+        Ok(())
+    }
+
+    fn apply(&self, series: &Series, update: Update<'_>) {
+        series
+            .last_seen
+            .store(self.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+        match (&series.state, update) {
+            (State::Counter(c), Update::Add(v)) => c.add(v),
+            (State::Gauge(g), Update::Set(v)) => g.set(v),
+            (State::Gauge(g), Update::Delta(v)) => g.add(v),
+            (State::Summary(s), Update::Observe { value, weight }) => {
+                s.lock().observe(value, weight, self.clock.now())
+            }
+            (State::Histogram(h), Update::Observe { value, weight }) => h.observe(value, weight),
+            (State::Set(s), Update::Member(m)) => s.lock().insert(m, self.clock.now()),
+            // Callers check that the family's kind is the update's.
+            _ => debug_assert!(false, "update kind does not match series kind"),
+        }
+    }
+
+    /// The family `name` of `kind`, created if new. Refuses type, help and name collisions, and a new
+    /// name when the store is full.
+    fn family(&self, name: &str, kind: Kind, spec: &Spec) -> Result<Arc<Family>, Refusal> {
+        let shard = self.family_shard(name);
+        if let Some(f) = shard.read().get(name) {
+            f.accepts(kind, spec)?;
+            return Ok(Arc::clone(f));
+        }
+        let max = self.config.limits.max_series;
+        if max > 0 && self.len() >= max {
+            return Err(Refusal::SeriesLimit {
+                family_exists: false,
+            });
+        }
+        // Lock order: family shard, then the name index.
+        let mut table = shard.write();
+        if let Some(f) = table.get(name) {
+            f.accepts(kind, spec)?;
+            return Ok(Arc::clone(f));
+        }
+        let mut names = self.names.lock();
+        let suffixed: SmallVec<[String; 3]> = kind
+            .suffixes()
+            .iter()
+            .map(|s| format!("{name}{s}"))
+            .collect();
+        let taken = std::iter::once(name)
+            .chain(suffixed.iter().map(String::as_str))
+            .any(|n| names.contains(n));
+        if taken {
+            return Err(Refusal::NameCollision);
+        }
+        let family_name: Arc<str> = Arc::from(name);
+        for n in std::iter::once(name.to_string()).chain(suffixed) {
+            names.insert(n.into_boxed_str());
+        }
+        let family = Arc::new(Family {
+            id: Arc::new(FamilyId {
+                name: Arc::clone(&family_name),
+                kind,
+                help: Arc::clone(&spec.help),
+            }),
+            members: Mutex::new(Members::default()),
+        });
+        table.insert(family_name, Arc::clone(&family));
+        Ok(family)
+    }
+
+    /// The slow path: a series seen for the first time.
+    fn create(
+        &self,
+        hash: u64,
+        key: Key<'_>,
+        kind: Kind,
+        update: Update<'_>,
+        spec: &Spec,
+    ) -> Result<(), Refusal> {
+        if key.labels.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(Refusal::DuplicateLabel);
+        }
+        for (k, _) in key.labels {
+            if !valid_label_name(k) {
+                return Err(Refusal::InvalidLabel);
+            }
+            if k.starts_with("__")
+                || (kind == Kind::Summary && *k == "quantile")
+                || (kind == Kind::Histogram && *k == "le")
+            {
+                return Err(Refusal::ReservedLabel);
+            }
+        }
+        loop {
+            let family = self.family(key.name, kind, spec)?;
+            // Lock order: family members, then the series shard (the sweeper takes them in this order).
+            let mut members = family.members.lock();
+            if members.removed {
+                // The sweeper removed this (empty) family since we looked it up: look again.
+                continue;
+            }
+            let mut shard = self
+                .series_shard(hash)
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let bucket = shard.entry(hash).or_default();
+            if let Some(series) = bucket
+                .iter()
+                .find(|s| *s.family.name == *key.name && label_set_matches(&s.rendered, key.labels))
+            {
+                // Created by another thread since our read.
+                let series = Arc::clone(series);
+                drop(shard);
+                drop(members);
+                return self.apply_existing(&series, kind, update, spec);
+            }
+            let per_metric = self.config.limits.max_series_per_metric;
+            if per_metric > 0 && members.list.len() >= per_metric {
+                return Err(Refusal::SeriesLimit {
+                    family_exists: true,
+                });
+            }
+            let max = self.config.limits.max_series;
+            let reserved = self
+                .series
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (max == 0 || n < max).then_some(n + 1)
+                })
+                .is_ok();
+            if !reserved {
+                return Err(Refusal::SeriesLimit {
+                    family_exists: !members.list.is_empty(),
+                });
+            }
+            self.by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
+            let now = self.clock.now();
+            let state = match (kind, &spec.observer) {
+                (Kind::Counter, _) => State::Counter(AtomicF64::new(0.0)),
+                (Kind::Gauge, _) => State::Gauge(AtomicF64::new(0.0)),
+                (Kind::Set, _) => {
+                    State::Set(Box::new(Mutex::new(Set::new(self.config.set_window, now))))
+                }
+                (_, Observer::Summary(options)) => {
+                    State::Summary(Box::new(Mutex::new(Summary::new(Arc::clone(options), now))))
+                }
+                (_, Observer::Histogram(bounds)) => {
+                    State::Histogram(Box::new(Histogram::new(Arc::clone(bounds))))
+                }
+            };
+            let rendered = render_label_set(key.labels.iter().copied());
+            let ttl_ms = u64::try_from(spec.ttl.as_millis()).unwrap_or(u64::MAX);
+            let series = Arc::new(Series {
+                family: Arc::clone(&family.id),
+                rendered: rendered.into_boxed_str(),
+                hash,
+                state,
+                last_seen: AtomicU64::new(0),
+                ttl_ms,
+            });
+            self.apply(&series, update);
+            bucket.push(Arc::clone(&series));
+            drop(shard);
+            members.list.push(series);
+            members.sorted = false;
+            members.has_ttl |= ttl_ms > 0;
+            return Ok(());
+        }
+    }
+}
