@@ -26,7 +26,7 @@ pub const DEFAULT_UNIXSOCKET_MODE: u32 = 0o755;
 pub const DEFAULT_RELAY_PACKET_LENGTH: usize = 1400;
 /// TCP read buffer size.
 pub const TCP_READ_BUFFER: usize = 16 * 1024;
-/// How long [`crate::app::run`] waits for tasks to finish after a shutdown signal.
+/// How long `app::run` waits for tasks to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often series TTLs are checked (statsd_exporter checks every second too).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -85,7 +85,7 @@ impl Default for TcpLimits {
     }
 }
 
-/// What the proxy needs to run, built from the command line (see [`crate::cli::Cli::config`]).
+/// What the proxy needs to run, built from the command line by `cli::Cli::config`.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// UDP listen address (`host:port`, `:port` for every interface); `None` disables UDP.

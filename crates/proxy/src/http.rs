@@ -151,12 +151,8 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Byte
 pub fn render(state: &State) -> String {
     state.telemetry().set_series(&state.store().len_by_kind());
     state.update_kernel_drops();
-    let families = state.telemetry().registry.gather();
-    let mut own = String::new();
-    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut own) {
-        // Our own registry holds only valid metrics; never fail the scrape over it.
-        tracing::error!(error = %e, "cannot encode self-metrics");
-    }
+    let mut own = String::with_capacity(16 * 1024);
+    state.telemetry().render(&mut own);
     let mut body = String::with_capacity(64 * 1024 + own.len());
     state.store().render(&mut body);
     body.push_str(&own);

@@ -5,29 +5,11 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
-use std::time::Duration;
 
 use common::{request, scrape, wait_for_lines};
-use statsd_proxy::app::{self, Config, Running};
+use statsd_proxy::app::{Config, Running};
 
-fn start(config: Config) -> (tokio::runtime::Runtime, Running) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let running = rt
-        .block_on(app::start(config))
-        .expect("app starts on loopback");
-    (rt, running)
-}
-
-fn stop(rt: tokio::runtime::Runtime, running: Running) {
-    assert!(
-        rt.block_on(running.shutdown(Duration::from_secs(5))),
-        "tasks stop within the grace period"
-    );
-}
+use common::{start_app as start, stop_app as stop};
 
 fn send_udp(running: &Running, datagrams: &[&[u8]]) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

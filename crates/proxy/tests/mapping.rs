@@ -5,10 +5,12 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{request, wait_for_lines};
 use statsd_proxy::app::{self, Config, Running};
+use statsd_store::ManualClock;
 
 fn community_mapping() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,18 +18,11 @@ fn community_mapping() -> PathBuf {
 }
 
 fn start_with(mapping: PathBuf, cache_size: usize) -> (tokio::runtime::Runtime, Running) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = Config {
+    common::start_app(Config {
         mapping: app::MappingSource::File(mapping),
         cache_size,
         ..Config::loopback()
-    };
-    let running = rt.block_on(app::start(config)).expect("app starts");
-    (rt, running)
+    })
 }
 
 fn send(running: &Running, lines: &[&str]) {
@@ -126,7 +121,7 @@ fn community_mastodon_mapping_end_to_end() {
                 "cache {cache_size}: {series} = {got:?}, want {value}"
             );
         }
-        assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+        common::stop_app(rt, running);
     }
 }
 
@@ -219,7 +214,7 @@ mappings:
     let body = request(running.http_addr, "GET", "/metrics", &[]).text();
     assert!(body.contains("# HELP api_requests Requests by endpoint.\n"));
     assert!(body.contains("# TYPE job_seconds histogram\n"));
-    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    common::stop_app(rt, running);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -247,34 +242,49 @@ fn a_bad_mapping_file_never_starts_the_proxy() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A rule's `ttl` reaches the store: an idle series disappears from /metrics (the sweeper runs every
-/// second), a series without TTL stays, and the expired name can come back.
+/// A rule's `ttl` reaches the store: an idle series disappears from /metrics once the store's clock
+/// (a manual one here: no waiting for real minutes) is past its TTL and the sweeper has run, a series
+/// without TTL stays, and the expired name can come back.
 #[test]
 fn ttl_from_the_mapping_expires_idle_series() {
     let dir = std::env::temp_dir().join(format!("statsd-proxy-ttl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("ttl.yaml");
-    std::fs::write(&file, "mappings:\n  - match: \"short.*\"\n    name: \"short_lived\"\n    ttl: 200ms\n    labels: { id: \"$1\" }\n").unwrap();
-    let (rt, running) = start_with(file, 1000);
+    std::fs::write(&file, "mappings:\n  - match: \"short.*\"\n    name: \"short_lived\"\n    ttl: 10m\n    labels: { id: \"$1\" }\n").unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let (rt, running) = common::start_app(Config {
+        mapping: app::MappingSource::File(file),
+        clock: Arc::clone(&clock) as Arc<dyn statsd_store::Clock>,
+        ..Config::loopback()
+    });
     send(&running, &["short.a:1|c", "long.lived:1|c"]);
     let m = wait_for_lines(running.http_addr, 2.0);
     assert_eq!(m.get(r#"short_lived{id="a"}"#), Some(&1.0));
+    clock.advance(Duration::from_secs(9 * 60));
+    send(&running, &["long.lived:1|c"]);
+    let m = wait_for_lines(running.http_addr, 3.0);
+    assert_eq!(
+        m.get(r#"short_lived{id="a"}"#),
+        Some(&1.0),
+        "not idle for 10m yet"
+    );
+    clock.advance(Duration::from_secs(2 * 60));
     let gone = common::scrape_until(running.http_addr, "the idle series to expire", |m| {
         !m.contains_key(r#"short_lived{id="a"}"#)
     });
     assert_eq!(
         gone.get("long_lived"),
-        Some(&1.0),
+        Some(&2.0),
         "series without TTL stay"
     );
     assert_eq!(gone.get("statsd_proxy_series"), Some(&1.0));
     send(&running, &["short.a:5|c"]);
-    let back = wait_for_lines(running.http_addr, 3.0);
+    let back = wait_for_lines(running.http_addr, 4.0);
     assert_eq!(
         back.get(r#"short_lived{id="a"}"#),
         Some(&5.0),
         "a new series starts from zero"
     );
-    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    common::stop_app(rt, running);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,10 +5,9 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::time::Duration;
 
 use common::wait_for_lines;
-use statsd_proxy::app::{self, Config, MappingSource};
+use statsd_proxy::app::{Config, MappingSource};
 
 #[test]
 fn the_shipped_mapping_compiles_cleanly() {
@@ -19,12 +18,11 @@ fn the_shipped_mapping_compiles_cleanly() {
 
 #[test]
 fn mastodon_traffic_through_the_embedded_mapping() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let config = Config {
         mapping: MappingSource::EmbeddedMastodon,
         ..Config::loopback()
     };
-    let running = rt.block_on(app::start(config)).expect("starts");
+    let (rt, running) = common::start_app(config);
     let lines = [
         // Web, default namespace; a multi-segment controller; an empty status code; a 1|ms placeholder.
         "Mastodon.production.web.Api.V1.Timelines.HomeController.show.json.total_duration:80|ms",
@@ -118,7 +116,7 @@ fn mastodon_traffic_through_the_embedded_mapping() {
                 .collect::<Vec<_>>()
         );
     }
-    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    common::stop_app(rt, running);
 }
 
 /// The binary with no arguments but its addresses uses the embedded mapping, says so, and
@@ -193,4 +191,44 @@ fn the_mastodon_corpus_leaves_nothing_unmapped() {
         );
         assert_eq!(m.get(&deep), Some(&1.0), "{deep}");
     }
+}
+
+/// `mapping explain` and ingest share one routing function: for the whole corpus (three namespaces),
+/// the series explain names are exactly the series `/metrics` holds.
+#[test]
+fn explain_names_exactly_the_series_ingest_creates() {
+    let lines: Vec<String> = ["Mastodon.production", "social.example.staging", "mastodon"]
+        .iter()
+        .flat_map(|ns| statsd_benches::mastodon_lines_in(ns))
+        .collect();
+    let mapper = statsd_proxy::mappings::embedded_mastodon_mapper();
+    let explained: std::collections::BTreeSet<String> = lines
+        .iter()
+        .flat_map(|line| {
+            let text =
+                statsd_proxy::explain::explain(&mapper, statsd_line::Parser::default(), line);
+            text.lines()
+                .filter_map(|l| l.strip_prefix("  series: "))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let (rt, running) = common::start_app(Config {
+        mapping: MappingSource::EmbeddedMastodon,
+        ..Config::loopback()
+    });
+    let mut stream = std::net::TcpStream::connect(running.tcp_addr.unwrap()).unwrap();
+    std::io::Write::write_all(&mut stream, (lines.join("\n") + "\n").as_bytes()).unwrap();
+    drop(stream);
+    let m = wait_for_lines(running.http_addr, lines.len() as f64);
+    // The series behind each sample line: summaries' `_count` stands for the summary.
+    let ingested: std::collections::BTreeSet<String> = m
+        .keys()
+        .filter(|k| !k.starts_with("statsd_") && !k.starts_with("process_"))
+        .filter(|k| !k.contains("quantile=\"") && !k.contains("_sum"))
+        .map(|k| k.replacen("_count", "", 1))
+        .collect();
+    assert!(!explained.is_empty());
+    assert_eq!(explained, ingested);
+    common::stop_app(rt, running);
 }

@@ -8,7 +8,6 @@ mod common;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{request, wait_for_lines};
 use statsd_proxy::app::{self, Config};
@@ -80,7 +79,6 @@ fn every_refused_case_leaves_a_valid_scrape() {
     std::fs::create_dir_all(&dir).unwrap();
     let mapping = dir.join("mapping.yaml");
     std::fs::write(&mapping, MAPPING).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let config = Config {
         mapping: app::MappingSource::File(mapping),
         store: statsd_store::Config {
@@ -92,7 +90,7 @@ fn every_refused_case_leaves_a_valid_scrape() {
         },
         ..Config::loopback()
     };
-    let running = rt.block_on(app::start(config)).expect("app starts");
+    let (rt, running) = common::start_app(config);
     let lines: &[&str] = &[
         // Accepted: one of each kind, escapes, specials.
         "requests:3|c|#route:/a\"b\\c,method:GET",
@@ -199,6 +197,6 @@ fn every_refused_case_leaves_a_valid_scrape() {
         findings.iter().any(|l| l.starts_with("requests ")),
         "{findings:?}"
     );
-    assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+    common::stop_app(rt, running);
     std::fs::remove_dir_all(&dir).ok();
 }

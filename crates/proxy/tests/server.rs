@@ -365,18 +365,13 @@ fn statsd_exporter_command_line_starts_unchanged() {
 /// freshly started proxy is 200, every time (it once raced with the task serving HTTP).
 #[test]
 fn ready_from_the_first_request() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
     for _ in 0..20 {
-        let running = rt
-            .block_on(statsd_proxy::app::start(
-                statsd_proxy::app::Config::loopback(),
-            ))
-            .expect("starts");
+        let (rt, running) = common::start_app(statsd_proxy::app::Config::loopback());
         let addr = running.http_addr;
         let status = std::thread::spawn(move || request(addr, "GET", "/-/ready", &[]).status)
             .join()
             .unwrap();
         assert_eq!(status, 200);
-        assert!(rt.block_on(running.shutdown(Duration::from_secs(5))));
+        common::stop_app(rt, running);
     }
 }

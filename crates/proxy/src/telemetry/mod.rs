@@ -12,6 +12,7 @@ use statsd_line::Reason;
 use statsd_store::{Kind, Refusal};
 
 mod registry;
+mod render;
 mod tally;
 
 pub use registry::{BUILD_INFO_LABELS, build_info_values};
@@ -33,6 +34,9 @@ pub fn refusal_reason(refusal: Refusal) -> &'static str {
         Refusal::SeriesLimit { .. } => "series_limit",
     }
 }
+
+/// The name of the lines counter, which [`Telemetry::render`] reads before the others.
+const LINES: &str = "statsd_exporter_lines_total";
 
 /// The event types of `statsd_exporter_events_total`, in [`Tally::events`] order.
 const EVENT_TYPES: [&str; 4] = ["counter", "gauge", "observer", "set"];
@@ -258,11 +262,7 @@ impl Telemetry {
             metrics_by_type,
             series,
             series_limit,
-            lines: counter(
-                &r,
-                "statsd_exporter_lines_total",
-                "The total number of StatsD lines received.",
-            ),
+            lines: counter(&r, LINES, "The total number of StatsD lines received."),
             samples: counter(
                 &r,
                 "statsd_exporter_samples_total",
@@ -340,7 +340,9 @@ impl Telemetry {
                 counter.inc_by(n);
             }
         }
-        // Lines last: whoever sees these lines counted finds every other count of them published.
+        // Lines last, after a release fence: whoever sees these lines counted (see `render`) finds every
+        // other count of them, and their store updates, published.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.lines.inc_by(t.lines);
         *t = Tally::default();
     }

@@ -118,6 +118,29 @@ pub fn wait_for_lines(addr: SocketAddr, n: f64) -> BTreeMap<String, f64> {
     })
 }
 
+/// Starts the app in-process on a two-worker runtime (as the binary does on two cores).
+pub fn start_app(
+    config: statsd_proxy::app::Config,
+) -> (tokio::runtime::Runtime, statsd_proxy::app::Running) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let running = rt
+        .block_on(statsd_proxy::app::start(config))
+        .expect("app starts on loopback");
+    (rt, running)
+}
+
+/// Stops an app started by [`start_app`], asserting that every task stopped in the grace period.
+pub fn stop_app(rt: tokio::runtime::Runtime, running: statsd_proxy::app::Running) {
+    assert!(
+        rt.block_on(running.shutdown(Duration::from_secs(5))),
+        "tasks stop within the grace period"
+    );
+}
+
 /// A running `statsd-proxy` binary, killed when dropped.
 pub struct Proxy {
     pub child: Child,
