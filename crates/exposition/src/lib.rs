@@ -72,58 +72,69 @@ pub fn write_header(out: &mut String, name: &str, help: &str, kind: FamilyType) 
 
 /// Appends `value` escaped for a label value: `\` → `\\`, `"` → `\"`, newline → `\n`.
 pub fn escape_label_value(out: &mut String, value: &str) {
-    for piece in escaped_pieces(value) {
-        out.push_str(piece);
+    let mut start = 0;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if let Some(escape) = escape_of(b) {
+            out.push_str(&value[start..i]);
+            out.push_str(escape);
+            start = i + 1;
+        }
     }
+    out.push_str(&value[start..]);
 }
 
-/// The escaped form of a label value, in pieces: runs of text as they are, and the escapes `\\`,
-/// `\"` and `\n`. The one definition of label-value escaping: writing and matching both use it.
-fn escaped_pieces(value: &str) -> impl Iterator<Item = &str> {
-    let mut rest = value;
-    let mut escape: Option<&'static str> = None;
-    std::iter::from_fn(move || {
-        if let Some(e) = escape.take() {
-            return Some(e);
-        }
-        if rest.is_empty() {
-            return None;
-        }
-        let Some(i) = rest.find(['\\', '"', '\n']) else {
-            return Some(std::mem::take(&mut rest));
-        };
-        escape = Some(match rest.as_bytes()[i] {
-            b'\\' => "\\\\",
-            b'"' => "\\\"",
-            _ => "\\n",
-        });
-        let run = &rest[..i];
-        rest = &rest[i + 1..];
-        Some(run)
-    })
+/// The escape of a byte of a label value, if it needs one: `\\`, `\"`, `\n`. The one definition of
+/// label-value escaping: writing ([`escape_label_value`]) and matching ([`label_set_matches`]) use it.
+#[inline]
+fn escape_of(b: u8) -> Option<&'static str> {
+    match b {
+        b'\\' => Some("\\\\"),
+        b'"' => Some("\\\""),
+        b'\n' => Some("\\n"),
+        _ => None,
+    }
 }
 
 /// Does `rendered` (a label set as [`render_label_set`] writes it) hold exactly `labels`, in this
 /// order? Compares without rendering: a series lookup costs no allocation.
+#[inline]
 pub fn label_set_matches(rendered: &str, labels: &[(&str, &str)]) -> bool {
-    let mut rest = rendered;
+    fn strip<'r>(rest: &'r [u8], prefix: &[u8]) -> Option<&'r [u8]> {
+        rest.strip_prefix(prefix)
+    }
+    let mut rest = rendered.as_bytes();
     for (i, (k, v)) in labels.iter().enumerate() {
-        let separator = if i > 0 { "," } else { "" };
-        let Some(r) = rest
-            .strip_prefix(separator)
-            .and_then(|r| r.strip_prefix(*k))
-            .and_then(|r| r.strip_prefix("=\""))
-        else {
-            return false;
-        };
-        rest = r;
-        for piece in escaped_pieces(v) {
-            let Some(r) = rest.strip_prefix(piece) else {
+        if i > 0 {
+            let Some(r) = strip(rest, b",") else {
                 return false;
             };
             rest = r;
         }
-        let Some(r) = rest.strip_prefix('"') else {
+        let Some(r) = strip(rest, k.as_bytes()).and_then(|r| strip(r, b"=\"")) else {
+            return false;
+        };
+        rest = r;
+        let mut value = v.as_bytes();
+        // Runs without escapes compare directly; escaped bytes one by one.
+        loop {
+            let run = value
+                .iter()
+                .position(|&b| escape_of(b).is_some())
+                .unwrap_or(value.len());
+            let Some(r) = strip(rest, &value[..run]) else {
+                return false;
+            };
+            rest = r;
+            let Some((&b, tail)) = value[run..].split_first() else {
+                break;
+            };
+            let Some(r) = escape_of(b).and_then(|e| strip(rest, e.as_bytes())) else {
+                return false;
+            };
+            rest = r;
+            value = tail;
+        }
+        let Some(r) = strip(rest, b"\"") else {
             return false;
         };
         rest = r;

@@ -4,9 +4,11 @@
 //! mapping or aggregation logic of its own: lines go to `statsd-line`, series to `statsd-store`, text to
 //! `statsd-exposition`, rules to `statsd-mapping`.
 //!
-//! Main items: [`cli::Cli`] (statsd_exporter's flags) → [`app::Config`] → [`app::start`] (bind, spawn,
-//! return a [`app::Running`] handle with the bound addresses) or [`app::run`] (start, wait for
-//! SIGINT/SIGTERM, stop).
+//! Main items: [`cli::Cli`] (statsd_exporter's flags) → [`config::Config`] (every default) →
+//! [`app::start`] (load the mapping through [`mappings::load`], bind the [`listen`]ers, spawn, return a
+//! [`app::Running`] handle with the bound addresses) or [`app::run`] (start, wait for SIGINT/SIGTERM,
+//! stop). Each received line goes through [`ingest`], whose routing decision is [`route::resolve`] (shared
+//! with [`explain`]); [`http`] sees the proxy only through [`state::State`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), statsd_proxy::app::StartError> {

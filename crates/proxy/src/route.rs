@@ -60,6 +60,8 @@ pub fn metric_type(kind: SampleKind) -> MetricType {
 /// Resolves `sample` (whose tags are already in `labels`) given what the mapper made of its name:
 /// merges the rule's labels into `labels`, and for an unmapped sample writes its escaped name into
 /// `unmapped_name`.
+// Always inlined: returned through memory, the route cost ingest ~3% per line (BENCHMARKS.md).
+#[inline(always)]
 pub fn resolve<'m, 's>(
     mapper: &'m Mapper,
     mapped: Option<&'m Mapped>,

@@ -26,12 +26,7 @@ fn binary_serves_the_acceptance_datagram() {
 #[test]
 fn binary_exits_cleanly_on_sigterm() {
     let mut proxy = spawn(&[]);
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(proxy.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::sigterm(proxy.child.id());
     let deadline = std::time::Instant::now() + WAIT_LIMIT;
     loop {
         if let Some(status) = proxy.child.try_wait().unwrap() {

@@ -1,6 +1,6 @@
-//! What a series is created with: the one definition of each observer type and of statsd_exporter's
-//! defaults, shared by `statsd-mapping` (which resolves them from a mapping file, once per rule) and
-//! `statsd-store` (which creates series with them).
+//! What a series is created with: the one definition of each observer type, of statsd_exporter's
+//! defaults and of a valid label name, shared by `statsd-mapping` (which resolves them from a mapping
+//! file, once per rule) and `statsd-store` (which creates series with them).
 //!
 //! A [`Spec`] is built once per mapping rule (and once for unmapped metrics) and handed to every update
 //! of that rule's series: its parts are behind `Arc`s, so series share them.
@@ -31,6 +31,16 @@ pub const DEFAULT_AGE_BUCKETS: u32 = 5;
 pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Is `name` a valid Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`? (Names starting with `__` are
+/// valid but reserved; callers decide what to do with them.) Mapping files and the store both check
+/// with this.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
 
 /// How a summary is computed. Shared (by `Arc`) between all series of a rule.
 #[derive(Debug, Clone, PartialEq)]

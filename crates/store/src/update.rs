@@ -8,16 +8,10 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use statsd_exposition::{label_set_matches, render_label_set};
 
+use statsd_spec::valid_label_name;
+
 use crate::series::{AtomicF64, Family, FamilyId, Histogram, Key, Members, Series, State};
 use crate::{Kind, Observer, Refusal, Set, Spec, Store, Summary, Update};
-
-/// Is `name` a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
-fn valid_label_name(name: &str) -> bool {
-    let mut b = name.bytes();
-    b.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
 
 impl Store {
     /// Applies `update` to the series `name{labels}`, creating it from `spec` if needed. `labels` is

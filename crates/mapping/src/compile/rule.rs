@@ -112,10 +112,8 @@ pub(super) fn compile_rule(
     let mut labels = Vec::new();
     for (label, value) in m.labels.unwrap_or_default() {
         let path = at(&format!("labels.{label}"));
-        let shape_ok = label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if label.starts_with("__") && shape_ok {
+        let valid = statsd_spec::valid_label_name(&label);
+        if label.starts_with("__") && valid {
             // statsd_exporter 0.30 loads it, then fails to register every series of the rule.
             ctx.warn(
                 &path,
@@ -124,7 +122,7 @@ pub(super) fn compile_rule(
             );
             continue;
         }
-        if !shape_ok || label.is_empty() || label.as_bytes()[0].is_ascii_digit() {
+        if !valid {
             return Err(ctx.error(
                 &path,
                 ErrorKind::LabelName,

@@ -141,6 +141,16 @@ pub fn stop_app(rt: tokio::runtime::Runtime, running: statsd_proxy::app::Running
     );
 }
 
+/// Sends SIGTERM to process `pid`, as systemd does to stop a unit.
+pub fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A running `statsd-proxy` binary, killed when dropped.
 pub struct Proxy {
     pub child: Child,
@@ -156,12 +166,7 @@ pub struct Proxy {
 impl Proxy {
     /// Stops the proxy with SIGTERM and returns every log line it wrote after startup.
     pub fn stop_and_collect_logs(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        sigterm(self.child.id());
         let mut lines = std::mem::take(&mut self.startup_logs);
         // The drain thread ends at EOF, when the proxy has exited; bounded by WAIT_LIMIT per line.
         while let Ok(line) = self.logs.recv_timeout(WAIT_LIMIT) {
