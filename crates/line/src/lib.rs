@@ -27,9 +27,9 @@
 //! Where this parser differs from statsd_exporter (each is a crash or a silent drop there):
 //! - a SignalFX name with `]` before `[` (`foo]x[:1|c`) crashes statsd_exporter; here it is a tag error and
 //!   the name is kept as sent, like any other unbalanced bracket;
-//! - a sample rate outside (0, 1] (negative, above 1, NaN) makes statsd_exporter silently drop timers or
-//!   scale counters oddly; here it counts `invalid_sample_factor` and the rate is taken as 1, like an
-//!   unparsable rate;
+//! - a sample rate outside (0, 1] (zero, negative, above 1, NaN, ±Inf) makes statsd_exporter silently
+//!   drop timers or scale counters oddly; here it counts `invalid_sample_factor` and the rate is taken as
+//!   1, like an unparsable rate; a tiny rate weighs at most [`MAX_SAMPLE_WEIGHT`];
 //! - `NaN`/`Inf` values (which would poison a counter or a sum for good) are `malformed_value`;
 //! - sampled observations are carried as one sample with a [`Sample::repeat`] weight instead of being
 //!   copied `1/rate` times (a rate of `1e-9` cannot stall anything);
@@ -48,7 +48,7 @@ use std::ops::Range;
 
 pub use escape::{escape_name, escape_name_into};
 pub use reason::{ParseError, Reason};
-pub use sample::{Sample, SampleKind};
+pub use sample::{MAX_SAMPLE_WEIGHT, Sample, SampleKind};
 pub use tags::{INLINE_TAGS, Tag, Tags};
 
 use grammar::Component;
@@ -315,8 +315,9 @@ impl Parser {
         for part in components.split('|') {
             let fail = |reason| Some((reason, span_of(text, part)));
             match grammar::component(part) {
+                // One rule for every rate outside (0, 1] — zero, negative, above one, NaN, ±Inf, or
+                // not a number: the sample is kept at rate 1 and `invalid_sample_factor` is counted.
                 Component::Rate(r) => match r.parse::<f64>() {
-                    Ok(0.0) => out.rate = 1.0,
                     Ok(r) if r > 0.0 && r <= 1.0 => out.rate = r,
                     _ => {
                         out.rate = 1.0;

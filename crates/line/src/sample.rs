@@ -2,6 +2,11 @@
 
 use crate::Tags;
 
+/// The most one sample can stand for: a rate below `1 / MAX_SAMPLE_WEIGHT` counts as that rate, so
+/// `@1e-300` cannot push a counter or a count towards overflow (statsd_exporter would add 1e300, or
+/// loop 1e300 times).
+pub const MAX_SAMPLE_WEIGHT: u64 = 1_000_000;
+
 /// The metric type of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SampleKind {
@@ -77,9 +82,19 @@ pub struct Sample<'l, 'a> {
 }
 
 impl Sample<'_, '_> {
-    /// A counter's increment: the value divided by the sample rate.
+    /// What one sample stands for: `1/rate`, at most [`MAX_SAMPLE_WEIGHT`].
+    pub fn weight(&self) -> f64 {
+        (1.0 / self.rate).min(MAX_SAMPLE_WEIGHT as f64)
+    }
+
+    /// A counter's increment: the value divided by the sample rate (times [`Sample::weight`]).
     pub fn counter_increment(&self) -> f64 {
-        self.value / self.rate
+        // Divided, as statsd_exporter divides (the same rounding), unless the rate is below the clamp.
+        if self.rate >= 1.0 / MAX_SAMPLE_WEIGHT as f64 {
+            self.value / self.rate
+        } else {
+            self.value * MAX_SAMPLE_WEIGHT as f64
+        }
     }
 
     /// An observer's observation: milliseconds become seconds for `ms`; `h` and `d` are kept as sent.
@@ -90,11 +105,12 @@ impl Sample<'_, '_> {
         }
     }
 
-    /// How many observations this sample stands for: `floor(1/rate)` for observers, else 1.
+    /// How many observations this sample stands for: `floor(1/rate)` for observers (at most
+    /// [`MAX_SAMPLE_WEIGHT`]), else 1.
     pub fn repeat(&self) -> u64 {
         if self.kind.is_observer() {
-            // rate ∈ (0, 1], so this is ≥ 1; `as` saturates for absurdly small rates.
-            ((1.0 / self.rate).floor() as u64).max(1)
+            // rate ∈ (0, 1], so this is ≥ 1, and the weight is clamped.
+            (self.weight().floor() as u64).max(1)
         } else {
             1
         }

@@ -229,3 +229,53 @@ fn http_endpoints() {
     assert_eq!(scrape(addr).get("zipped"), Some(&1.0));
     stop(rt, running);
 }
+
+/// Hostile sample rates: a rate of 1e-300 weighs a million observations, not 1e300; counts stay finite
+/// and self-metrics never go backwards; every rate outside (0, 1] is taken as 1 and counted; a counter
+/// that would reach infinity is refused and counted.
+#[test]
+fn hostile_rates_and_values_stay_bounded() {
+    let (rt, running) = start(Config::loopback());
+    send_udp(&running, &[b"t:1|ms|@1e-300"]);
+    let first = wait_for_lines(running.http_addr, 1.0);
+    assert_eq!(first.get("t_count"), Some(&1e6));
+    assert_eq!(
+        first.get(r#"statsd_exporter_events_total{type="observer"}"#),
+        Some(&1e6)
+    );
+    send_udp(&running, &[b"t:1|ms|@0.0000001"]);
+    let second = wait_for_lines(running.http_addr, 2.0);
+    assert_eq!(
+        second.get("t_count"),
+        Some(&2e6),
+        "clamped to a million too"
+    );
+    assert_eq!(
+        second.get(r#"statsd_exporter_events_total{type="observer"}"#),
+        Some(&2e6)
+    );
+    send_udp(
+        &running,
+        &[
+            b"r:1|c|@0",
+            b"r:1|c|@-1",
+            b"r:1|c|@nan",
+            b"r:1|c|@inf",
+            b"r:1|c|@2",
+        ],
+    );
+    let rates = wait_for_lines(running.http_addr, 7.0);
+    assert_eq!(rates.get("r"), Some(&5.0), "each taken at rate 1");
+    assert_eq!(
+        rates.get(r#"statsd_exporter_sample_errors_total{reason="invalid_sample_factor"}"#),
+        Some(&5.0)
+    );
+    send_udp(&running, &[b"big:1e308|c", b"big:1e308|c"]);
+    let big = wait_for_lines(running.http_addr, 9.0);
+    assert_eq!(big.get("big"), Some(&1e308));
+    assert_eq!(
+        big.get(r#"statsd_exporter_events_error_total{reason="value_overflow"}"#),
+        Some(&1.0)
+    );
+    stop(rt, running);
+}

@@ -133,6 +133,9 @@ pub enum Refusal {
     /// A counter cannot go down.
     #[error("counter increment is negative")]
     NegativeCounter,
+    /// The value, or the counter or gauge it would be added to, would not be a finite number.
+    #[error("value would overflow to infinity")]
+    Overflow,
     /// The metric name is empty.
     #[error("empty metric name")]
     EmptyName,

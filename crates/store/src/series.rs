@@ -25,13 +25,15 @@ impl AtomicF64 {
     pub(crate) fn set(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed);
     }
-    pub(crate) fn add(&self, v: f64) {
-        // The closure always returns Some, so fetch_update cannot fail.
-        let _ = self
-            .0
+    /// Adds `v` unless the sum would not be finite (then nothing changes and false is returned): a
+    /// value stuck at ±Inf or NaN would poison the series for good.
+    pub(crate) fn add(&self, v: f64) -> bool {
+        self.0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + v).to_bits())
-            });
+                let sum = f64::from_bits(bits) + v;
+                sum.is_finite().then_some(sum.to_bits())
+            })
+            .is_ok()
     }
 }
 
@@ -61,9 +63,9 @@ impl Histogram {
     pub(crate) fn observe(&self, value: f64, weight: u64) {
         // First bucket whose upper bound is ≥ value (`le` is inclusive); NaN goes to +Inf.
         let i = self.bounds.partition_point(|&b| b < value);
-        self.counts[i].fetch_add(weight, Ordering::Relaxed);
+        saturating_add(&self.counts[i], weight);
         self.sum.add(value * weight as f64);
-        self.count.fetch_add(weight, Ordering::Relaxed);
+        saturating_add(&self.count, weight);
     }
 }
 
@@ -181,3 +183,10 @@ impl Hasher for IdentityHasher {
 pub(crate) type ShardMap =
     HashMap<u64, SmallVec<[Arc<Series>; 1]>, BuildHasherDefault<IdentityHasher>>;
 pub(crate) type FamilyMap = HashMap<Arc<str>, Arc<Family>, foldhash::fast::FixedState>;
+
+/// Adds to a count without ever wrapping around (a count that went backwards would look like a reset).
+fn saturating_add(count: &AtomicU64, n: u64) {
+    let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+        Some(c.saturating_add(n))
+    });
+}

@@ -31,6 +31,12 @@ impl Store {
         {
             return Err(Refusal::NegativeCounter);
         }
+        if let Update::Add(v) | Update::Set(v) | Update::Delta(v) | Update::Observe { value: v, .. } =
+            update
+            && !v.is_finite()
+        {
+            return Err(Refusal::Overflow);
+        }
         let kind = update.kind(spec);
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let key = Key { name, labels };
@@ -59,18 +65,21 @@ impl Store {
         spec: &Spec,
     ) -> Result<(), Refusal> {
         series.family.accepts(kind, spec)?;
-        self.apply(series, update);
-        Ok(())
+        self.apply(series, update)
     }
 
-    fn apply(&self, series: &Series, update: Update<'_>) {
+    fn apply(&self, series: &Series, update: Update<'_>) -> Result<(), Refusal> {
         series
             .last_seen
             .store(self.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
         match (&series.state, update) {
-            (State::Counter(c), Update::Add(v)) => c.add(v),
+            (State::Counter(c), Update::Add(v)) => {
+                return c.add(v).then_some(()).ok_or(Refusal::Overflow);
+            }
             (State::Gauge(g), Update::Set(v)) => g.set(v),
-            (State::Gauge(g), Update::Delta(v)) => g.add(v),
+            (State::Gauge(g), Update::Delta(v)) => {
+                return g.add(v).then_some(()).ok_or(Refusal::Overflow);
+            }
             (State::Summary(s), Update::Observe { value, weight }) => {
                 s.lock().observe(value, weight, self.clock.now())
             }
@@ -79,6 +88,7 @@ impl Store {
             // Callers check that the family's kind is the update's.
             _ => debug_assert!(false, "update kind does not match series kind"),
         }
+        Ok(())
     }
 
     /// The family `name` of `kind`, created if new. Refuses type, help and name collisions, and a new
@@ -218,7 +228,8 @@ impl Store {
                 last_seen: AtomicU64::new(0),
                 ttl_ms,
             });
-            self.apply(&series, update);
+            // A new series starts at zero: adding a finite value cannot overflow.
+            let _ = self.apply(&series, update);
             bucket.push(Arc::clone(&series));
             drop(shard);
             members.list.push(series);

@@ -503,3 +503,27 @@ fn concurrent_updates_add_up_exactly() {
     assert!(out.contains("per_thread{t=\"3\"} 5000\n"));
     assert_eq!(store.len(), 7 + 7 + 4);
 }
+
+#[test]
+fn counters_and_gauges_never_become_infinite() {
+    let store = Store::new();
+    let d = Spec::default();
+    assert_eq!(store.update("c", &mut [], Update::Add(1e308), &d), Ok(()));
+    assert_eq!(
+        store.update("c", &mut [], Update::Add(1e308), &d),
+        Err(Refusal::Overflow)
+    );
+    assert_eq!(
+        store.update("c", &mut [], Update::Add(f64::INFINITY), &d),
+        Err(Refusal::Overflow)
+    );
+    assert_eq!(store.update("g", &mut [], Update::Set(-1e308), &d), Ok(()));
+    assert_eq!(
+        store.update("g", &mut [], Update::Delta(-1e308), &d),
+        Err(Refusal::Overflow)
+    );
+    let mut out = String::new();
+    store.render(&mut out);
+    assert!(out.contains("\nc 1e+308\n"), "{out}");
+    assert!(out.contains("\ng -1e+308\n"), "{out}");
+}

@@ -28,6 +28,7 @@ pub fn refusal_reason(refusal: Refusal) -> &'static str {
         Refusal::ReservedLabel => "reserved_label_name",
         Refusal::InvalidLabel => "invalid_label_name",
         Refusal::DuplicateLabel => "duplicate_label_name",
+        Refusal::Overflow => "value_overflow",
         Refusal::TypeConflict { .. } => "conflicting_type",
         Refusal::NameCollision => "conflicting_name",
         Refusal::HelpConflict => "conflicting_help",
@@ -164,6 +165,7 @@ impl Telemetry {
             "empty_metric_name",
             "reserved_label_name",
             "invalid_label_name",
+            "value_overflow",
         ] {
             events_error.with_label_values(&[reason]);
         }
