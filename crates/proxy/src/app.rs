@@ -14,14 +14,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use statsd_line::Parser;
 use statsd_store::Store;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use crate::config::{Config, MappingSource, RelayConfig};
 use crate::config::{SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::ingest::Ingest;
-use crate::listen::{BindError, bind_first, tcp, udp, unixgram};
+use crate::listen::{BindError, bind_first, bind_tcp, fds, tcp, udp, unixgram};
 use crate::relay::{self, RelayMetrics};
 use crate::state::{Parts, State};
 use crate::telemetry::Telemetry;
@@ -117,6 +116,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     {
         return Err(StartError::NoListener);
     }
+    let fd_limit = fds::raise_nofile_limit();
+    let (derived_tcp, derived_http) = fd_limit.connection_caps();
+    let tcp_cap = config.tcp.max_connections.unwrap_or(derived_tcp);
+    let http_cap = config.web_max_connections.unwrap_or(derived_http);
+    tracing::info!(
+        soft_before = fd_limit.before,
+        soft = fd_limit.soft,
+        hard = fd_limit.hard,
+        tcp_max_connections = tcp_cap,
+        web_max_connections = http_cap,
+        "open-files limit"
+    );
     // The mapping first: a bad file never starts a half-configured proxy.
     let mapper = mappings::load(&config.mapping, config.mapping_strict)?;
     let store = Arc::new(Store::with_config(config.store, Arc::clone(&config.clock)));
@@ -149,14 +160,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => None,
     };
     let tcp = match &config.listen_tcp {
-        Some(addr) => Some(bind_first("TCP", addr, TcpListener::bind).await?),
+        Some(addr) => Some(bind_first("TCP", addr, bind_tcp).await?),
         None => None,
     };
     let unixgram = match &config.listen_unixgram {
         Some(path) => Some(unixgram::bind(path, config.unixsocket_mode, read_buffer)?),
         None => None,
     };
-    let web = bind_first("web", &config.web_listen_address, TcpListener::bind).await?;
+    let web = bind_first("web", &config.web_listen_address, bind_tcp).await?;
     let bind_err = |what, addr: &str| {
         let addr = addr.to_string();
         move |source| BindError::Io { what, addr, source }
@@ -183,12 +194,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let address = tcp_addr.map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(%address, "listening for StatsD on TCP");
         let (ingest, telemetry) = (ingest.clone(), telemetry.clone());
+        let stop = stopped.clone();
         tasks.spawn(tcp::accept(
-            listener,
-            ingest,
-            telemetry,
-            config.tcp,
-            stopped.clone(),
+            listener, ingest, telemetry, config.tcp, tcp_cap, stop,
         ));
     }
     if let Some(socket) = unixgram {
@@ -213,7 +221,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         udp_inodes,
     }));
     tracing::info!(address = %http_addr, path = %config.telemetry_path, "serving metrics over HTTP");
-    tasks.spawn(http::serve(web, Arc::clone(&state), stopped.clone()));
+    tasks.spawn(http::serve(
+        web,
+        Arc::clone(&state),
+        http_cap,
+        stopped.clone(),
+    ));
     tasks.spawn(sweep(store, stopped));
 
     Ok(Running {

@@ -16,16 +16,20 @@ pub const DEFAULT_WEB_ADDRESS: &str = ":9102";
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 /// Default longest TCP line, in bytes.
 pub const DEFAULT_TCP_MAX_LINE: usize = 4096;
-/// Default `--statsd.tcp-max-connections`.
-pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+/// Accept-queue depth of the TCP listeners (statsd_exporter's Go runtime uses the system's maximum,
+/// typically 4096).
+pub const LISTEN_BACKLOG: i32 = 4096;
 /// Default `--statsd.tcp-idle-timeout`.
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The permission mode of the unixgram socket when none (or a bad one) is given.
 pub const DEFAULT_UNIXSOCKET_MODE: u32 = 0o755;
 /// Default `--statsd.relay.packet-length`: fits an Ethernet MTU without fragmentation.
 pub const DEFAULT_RELAY_PACKET_LENGTH: usize = 1400;
-/// TCP read buffer size.
+/// Largest TCP read buffer; a connection's buffer starts at [`TCP_FIRST_READ`] and grows to this when
+/// reads fill it.
 pub const TCP_READ_BUFFER: usize = 16 * 1024;
+/// First TCP read buffer of a connection (an idle one never needs more).
+pub const TCP_FIRST_READ: usize = 1024;
 /// How long `app::run` waits for tasks to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often series TTLs are checked (statsd_exporter checks every second too).
@@ -69,8 +73,8 @@ pub struct RelayConfig {
 pub struct TcpLimits {
     /// Longest line accepted, in bytes.
     pub max_line: usize,
-    /// Most connections open at once (0: unlimited).
-    pub max_connections: usize,
+    /// Most connections open at once (0: unlimited; `None`: sized from the file-descriptor limit).
+    pub max_connections: Option<usize>,
     /// Close connections idle this long (zero: never).
     pub idle_timeout: Duration,
 }
@@ -79,7 +83,7 @@ impl Default for TcpLimits {
     fn default() -> Self {
         Self {
             max_line: DEFAULT_TCP_MAX_LINE,
-            max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
+            max_connections: None,
             idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
         }
     }
@@ -102,6 +106,9 @@ pub struct Config {
     pub telemetry_path: String,
     /// Serve `/-/reload` and `/-/quit`.
     pub enable_lifecycle: bool,
+    /// Most HTTP connections served at once; more wait in the accept queue (`None`: sized from the
+    /// file-descriptor limit).
+    pub web_max_connections: Option<usize>,
     /// Tag dialects to parse.
     pub dialects: Dialects,
     /// TCP line, connection and idle bounds.
@@ -136,6 +143,7 @@ impl Config {
             web_listen_address: "127.0.0.1:0".into(),
             telemetry_path: DEFAULT_TELEMETRY_PATH.into(),
             enable_lifecycle: false,
+            web_max_connections: None,
             dialects: Dialects::default(),
             tcp: TcpLimits::default(),
             read_buffer: None,

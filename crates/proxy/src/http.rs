@@ -16,27 +16,37 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::listen::AcceptBackoff;
 use crate::state::State;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Accepts HTTP connections until `stop` fires.
-/// Connections in progress are finished (gracefully) before this returns, so a response such as
-/// `/-/quit`'s is delivered before the process exits.
-pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+/// Accepts HTTP connections until `stop` fires, serving at most `max_connections` at once (more wait
+/// in the accept queue). Connections in progress are finished (gracefully) before this returns, so a
+/// response such as `/-/quit`'s is delivered before the process exits. Accept errors back off.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    max_connections: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = AcceptBackoff::new("HTTP");
     loop {
         let accepted = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            accepted = listener.accept() => accepted,
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept(), if connections.len() < max_connections.max(1) => accepted,
         };
         let (stream, _) = match accepted {
-            Ok(conn) => conn,
+            Ok(conn) => {
+                backoff.reset();
+                conn
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "HTTP accept error");
+                backoff.failed(&e).await;
                 continue;
             }
         };

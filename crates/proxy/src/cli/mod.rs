@@ -7,9 +7,9 @@ use clap::{ArgAction, Parser, Subcommand};
 use statsd_line::Dialects;
 
 use crate::config::{
-    Config, DEFAULT_RELAY_PACKET_LENGTH, DEFAULT_STATSD_ADDRESS, DEFAULT_TCP_MAX_CONNECTIONS,
-    DEFAULT_TCP_MAX_LINE, DEFAULT_TELEMETRY_PATH, DEFAULT_UNIXSOCKET_MODE, DEFAULT_WEB_ADDRESS,
-    MappingSource, RelayConfig, TcpLimits,
+    Config, DEFAULT_RELAY_PACKET_LENGTH, DEFAULT_STATSD_ADDRESS, DEFAULT_TCP_MAX_LINE,
+    DEFAULT_TELEMETRY_PATH, DEFAULT_UNIXSOCKET_MODE, DEFAULT_WEB_ADDRESS, MappingSource,
+    RelayConfig, TcpLimits,
 };
 
 mod values;
@@ -144,9 +144,16 @@ pub struct Cli {
     #[arg(long = "statsd.udp-workers", value_name = "N")]
     pub udp_workers: Option<usize>,
 
-    /// Most TCP connections open at once; further ones are closed at once and counted (0: unlimited).
-    #[arg(long = "statsd.tcp-max-connections", value_name = "N", default_value_t = DEFAULT_TCP_MAX_CONNECTIONS)]
-    pub tcp_max_connections: usize,
+    /// Most StatsD TCP connections open at once (0: unlimited). At the cap, a new connection closes the
+    /// longest-idle one (counted), so idle clients cannot lock live ones out. Default: three quarters of
+    /// the file descriptors the open-files limit leaves (raised to the hard limit at start).
+    #[arg(long = "statsd.tcp-max-connections", value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
+
+    /// Most HTTP connections served at once; more wait in the accept queue. Default: a quarter of the
+    /// file descriptors the open-files limit leaves (at most 1024).
+    #[arg(long = "web.max-connections", value_name = "N")]
+    pub web_max_connections: Option<usize>,
 
     /// Close a TCP connection idle this long (Go duration; 0 never closes).
     #[arg(long = "statsd.tcp-idle-timeout", value_name = "DURATION", default_value = "15m", value_parser = parse_duration_or_zero)]
@@ -365,6 +372,7 @@ impl Cli {
             web_listen_address: self.web_listen_address.clone(),
             telemetry_path: self.telemetry_path.clone(),
             enable_lifecycle: self.enable_lifecycle && !self.no_enable_lifecycle,
+            web_max_connections: self.web_max_connections,
             dialects: self.dialects(),
             tcp: TcpLimits {
                 max_line: self.tcp_max_line,

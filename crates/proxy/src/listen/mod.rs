@@ -6,6 +6,7 @@
 //!   framer and the connection limits;
 //! - [`unixgram`]: one task on a Unix datagram socket.
 
+pub mod fds;
 pub mod tcp;
 pub mod udp;
 pub mod unixgram;
@@ -13,6 +14,9 @@ pub mod unixgram;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::LISTEN_BACKLOG;
 
 /// A listener that could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -75,4 +79,77 @@ where
     Err(err(
         last.unwrap_or_else(|| io::Error::other("no address to bind"))
     ))
+}
+
+/// Binds a TCP listener with a [`LISTEN_BACKLOG`]-deep accept queue (the system default of 128 lost
+/// connection attempts in a burst of 2,000 clients).
+pub async fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// The shortest and the longest pause after a failed `accept`.
+pub const ACCEPT_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Pauses after failed `accept` calls — 10 ms, doubling to 1 s, back to 10 ms after a success — and
+/// logs at most once per second, so that running out of file descriptors (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM) neither spins a core nor floods the log.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    what: &'static str,
+    pause: Duration,
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptBackoff {
+    /// For the `what` (`TCP`, `HTTP`) listener.
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            pause: ACCEPT_BACKOFF.0,
+            last_log: None,
+            unlogged: 0,
+        }
+    }
+
+    /// An accept succeeded.
+    pub fn reset(&mut self) {
+        self.pause = ACCEPT_BACKOFF.0;
+    }
+
+    /// An accept failed with `error`: logs (at most once a second, with how many were not logged)
+    /// and waits before the next attempt.
+    pub async fn failed(&mut self, error: &io::Error) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                listener = self.what,
+                %error,
+                errors = self.unlogged,
+                retry_in = ?self.pause,
+                "accept failed (file descriptors exhausted?); backing off"
+            );
+            self.last_log = Some(now);
+            self.unlogged = 0;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(ACCEPT_BACKOFF.1);
+    }
 }

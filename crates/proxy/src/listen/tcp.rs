@@ -1,29 +1,49 @@
-//! StatsD over TCP: an accept loop bounded by `--statsd.tcp-max-connections`, one task per connection
-//! (all of them in one `JoinSet`, awaited when the loop stops), an idle timeout, and the line framer.
+//! StatsD over TCP: an accept loop bounded by `--statsd.tcp-max-connections` (the longest-idle
+//! connection makes room for a new one), one task per connection (all of them in one `JoinSet`,
+//! awaited when the loop stops), an idle timeout, read buffers grown on demand, and the line framer.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{TCP_READ_BUFFER, TcpLimits};
+use super::AcceptBackoff;
+use crate::config::{TCP_FIRST_READ, TCP_READ_BUFFER, TcpLimits};
 use crate::ingest::Ingest;
 use crate::telemetry::Telemetry;
 
+/// What the accept loop knows of an open connection: when it last received, and how to close it.
+#[derive(Debug)]
+struct Slot {
+    /// Milliseconds since the loop started, at the last read.
+    last_active: AtomicU64,
+    evict: Notify,
+}
+
+/// The open connections, for the accept loop to pick the longest idle one at the cap.
+type Slots = Arc<Mutex<HashMap<u64, Arc<Slot>>>>;
+
 /// Accepts connections until `stop` fires, then waits for every connection task to finish (each
-/// watches `stop` too, and processes what it had read).
+/// watches `stop` too, and processes what it had read). At `max_connections` open (0: unlimited), a
+/// new connection closes the longest-idle one (`statsd_proxy_tcp_connections_evicted_total`): a fleet
+/// of idle clients cannot lock live ones out. Accept errors back off ([`AcceptBackoff`]).
 pub async fn accept(
     listener: TcpListener,
     ingest: Ingest,
     telemetry: Telemetry,
     limits: TcpLimits,
+    max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let slots: Slots = Arc::default();
+    let started = Instant::now();
+    let mut next_id = 0u64;
     let mut connections = JoinSet::new();
+    let mut backoff = AcceptBackoff::new("TCP");
     loop {
         tokio::select! {
             biased;
@@ -32,25 +52,29 @@ pub async fn accept(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.reset();
                     telemetry.tcp_connections.inc();
-                    if limits.max_connections > 0 && open.load(Ordering::Relaxed) >= limits.max_connections {
-                        telemetry.tcp_connections_refused.inc();
-                        tracing::debug!(%peer, "TCP connection refused: --statsd.tcp-max-connections reached");
-                        drop(stream);
-                        continue;
+                    if max_connections > 0 {
+                        evict_longest_idle(&slots, max_connections, &telemetry);
                     }
-                    open.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "TCP connection");
-                    let open = Arc::clone(&open);
+                    let slot = Arc::new(Slot {
+                        last_active: AtomicU64::new(elapsed_ms(started)),
+                        evict: Notify::new(),
+                    });
+                    let id = next_id;
+                    next_id += 1;
+                    lock(&slots).insert(id, Arc::clone(&slot));
+                    let slots = Arc::clone(&slots);
                     let (ingest, telemetry, stop) = (ingest.clone(), telemetry.clone(), stop.clone());
                     connections.spawn(async move {
-                        connection(stream, ingest, telemetry, limits, stop).await;
-                        open.fetch_sub(1, Ordering::Relaxed);
+                        connection(stream, ingest, telemetry, limits, &slot, started, stop).await;
+                        lock(&slots).remove(&id);
                     });
                 }
                 Err(e) => {
                     telemetry.tcp_connection_errors.inc();
-                    tracing::warn!(error = %e, "TCP accept error");
+                    backoff.failed(&e).await;
                 }
             },
         }
@@ -58,15 +82,46 @@ pub async fn accept(
     while connections.join_next().await.is_some() {}
 }
 
+fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
+    slots
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// At the cap, tells the connection idle the longest to close (it processes what it has first).
+fn evict_longest_idle(slots: &Slots, max_connections: usize, telemetry: &Telemetry) {
+    let slots = lock(slots);
+    if slots.len() < max_connections {
+        return;
+    }
+    let oldest = slots
+        .values()
+        .min_by_key(|s| s.last_active.load(Ordering::Relaxed));
+    if let Some(slot) = oldest {
+        slot.evict.notify_one();
+        telemetry.tcp_connections_evicted.inc();
+        tracing::debug!(
+            "--statsd.tcp-max-connections reached: closing the longest-idle connection"
+        );
+    }
+}
+
 async fn connection(
     mut stream: TcpStream,
     ingest: Ingest,
     telemetry: Telemetry,
     limits: TcpLimits,
+    slot: &Slot,
+    started: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
     use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; TCP_READ_BUFFER];
+    // Grown on demand: an idle connection holds a small buffer, a busy one reaches TCP_READ_BUFFER.
+    let mut buf = vec![0u8; TCP_FIRST_READ];
     let mut framer = LineFramer::new(limits.max_line);
     let mut scratch = ingest.scratch();
     let idle = if limits.idle_timeout.is_zero() {
@@ -78,6 +133,7 @@ async fn connection(
         let read = tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = slot.evict.notified() => break,
             read = tokio::time::timeout(idle, stream.read(&mut buf)) => read,
         };
         match read {
@@ -87,12 +143,17 @@ async fn connection(
             }
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
+                slot.last_active
+                    .store(elapsed_ms(started), Ordering::Relaxed);
                 framer.push(
                     &buf[..n],
                     |line| ingest.lines_of(line, &mut scratch),
                     || telemetry.tcp_too_long_lines.inc(),
                 );
                 ingest.publish(&mut scratch);
+                if n == buf.len() && buf.len() < TCP_READ_BUFFER {
+                    buf.resize((buf.len() * 4).min(TCP_READ_BUFFER), 0);
+                }
             }
             Ok(Err(e)) => {
                 telemetry.tcp_connection_errors.inc();

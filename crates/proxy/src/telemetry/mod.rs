@@ -93,8 +93,8 @@ pub struct Telemetry {
     pub cache_length: IntGauge,
     /// `statsd_proxy_mapping_warnings`: warnings of the mapping file in use (0 for the embedded one).
     mapping_warnings: IntGauge,
-    /// `statsd_proxy_tcp_connections_refused_total`: over `--statsd.tcp-max-connections`.
-    pub tcp_connections_refused: IntCounter,
+    /// `statsd_proxy_tcp_connections_evicted_total`: over `--statsd.tcp-max-connections`.
+    pub tcp_connections_evicted: IntCounter,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -244,9 +244,9 @@ impl Telemetry {
                 "Warnings of the mapping file in use (unknown or duplicate keys, deprecated keys, repaired \
                  values; `statsd-proxy mapping check` lists them, --statsd.mapping-strict refuses them).",
             ),
-            tcp_connections_refused: counter(
+            tcp_connections_evicted: counter(
                 &r,
-                "statsd_proxy_tcp_connections_refused_total",
+                "statsd_proxy_tcp_connections_evicted_total",
                 "TCP connections closed at once because --statsd.tcp-max-connections were open.",
             ),
             events_unmapped: counter(

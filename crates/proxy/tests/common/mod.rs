@@ -186,7 +186,21 @@ impl Drop for Proxy {
 /// Reads the log (JSON, or logfmt when `extra` asks for it) until the UDP, TCP and HTTP listeners
 /// report their addresses.
 pub fn spawn(extra: &[&str]) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+    spawn_command(Command::new(env!("CARGO_BIN_EXE_statsd-proxy")), extra)
+}
+
+/// Like [`spawn`], with the open-files limit (soft and hard) set to `nofile` by `prlimit`, as a unit's
+/// `LimitNOFILE=` would.
+pub fn spawn_with_nofile(nofile: u64, extra: &[&str]) -> Proxy {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_statsd-proxy"));
+    spawn_command(command, extra)
+}
+
+fn spawn_command(mut command: Command, extra: &[&str]) -> Proxy {
+    let mut child = command
         .args([
             "--statsd.listen-udp=127.0.0.1:0",
             "--statsd.listen-tcp=127.0.0.1:0",
@@ -250,4 +264,14 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("VmRSS in /proc status")
+}
+
+/// CPU time (user + system) of a process in seconds, from /proc (Linux; 100 ticks per second).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }

@@ -1,0 +1,114 @@
+//! The proxy under a stressed host and hostile clients: file descriptors running out, a fleet of idle
+//! TCP clients. The real binary, with its open-files limit lowered by `prlimit`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{WAIT_LIMIT, cpu_seconds, scrape_until, spawn, spawn_with_nofile};
+
+/// Connects `n` TCP clients that send nothing.
+fn idle_clients(to: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n).filter_map(|_| TcpStream::connect(to).ok()).collect()
+}
+
+/// At the connection cap, a new client closes the longest-idle one instead of being locked out.
+#[test]
+fn idle_clients_make_room_for_live_ones() {
+    let proxy = spawn(&[
+        "--statsd.tcp-max-connections=3",
+        "--statsd.tcp-idle-timeout=0",
+    ]);
+    let mut idle = idle_clients(proxy.tcp, 3);
+    // Let the proxy register all three before the fourth arrives.
+    scrape_until(proxy.http, "three TCP connections", |m| {
+        m.get("statsd_exporter_tcp_connections_total").copied() == Some(3.0)
+    });
+    let mut live = TcpStream::connect(proxy.tcp).unwrap();
+    live.write_all(b"live:1|c\n").unwrap();
+    let m = scrape_until(proxy.http, "the live client's line", |m| {
+        m.get("live").copied() == Some(1.0)
+    });
+    assert_eq!(
+        m.get("statsd_proxy_tcp_connections_evicted_total"),
+        Some(&1.0)
+    );
+    // The first idle client was the one closed.
+    idle[0].set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        idle[0].read(&mut buf).unwrap_or(0),
+        0,
+        "closed by the proxy"
+    );
+    idle.clear();
+}
+
+/// With the open-files limit at 128, 160 idle clients: the proxy derives its caps from the limit, so
+/// it keeps file descriptors for scrapes, stays quiet and idle, and a new client's lines arrive.
+#[test]
+fn a_low_open_files_limit_does_not_lock_out_scrapes_or_clients() {
+    let proxy = spawn_with_nofile(128, &["--statsd.tcp-idle-timeout=0"]);
+    let before = cpu_seconds(proxy.child.id());
+    let idle = idle_clients(proxy.tcp, 160);
+    let start = Instant::now();
+    let mut live = TcpStream::connect(proxy.tcp).unwrap();
+    live.write_all(b"alive:1|c\n").unwrap();
+    let m = scrape_until(proxy.http, "the new client's line", |m| {
+        m.get("alive").copied() == Some(1.0)
+    });
+    assert!(
+        m.get("statsd_proxy_tcp_connections_evicted_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    // Two seconds of the fleet sitting there.
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_seconds(proxy.child.id()) - before;
+    let wall = start.elapsed().as_secs_f64();
+    assert!(cpu < 0.2 * wall + 0.1, "CPU {cpu:.2} s in {wall:.1} s");
+    drop(idle);
+    drop(live);
+    let logs = proxy.stop_and_collect_logs();
+    let bytes: usize = logs.iter().map(String::len).sum();
+    assert!(bytes < 8 * 1024, "{bytes} bytes of logs: {logs:#?}");
+}
+
+/// Unlimited TCP connections and an open-files limit of 128: accept fails with EMFILE, and the proxy
+/// backs off — no busy loop, at most a log line a second — and recovers when the clients leave.
+#[test]
+fn running_out_of_file_descriptors_backs_off() {
+    let proxy = spawn_with_nofile(
+        128,
+        &[
+            "--statsd.tcp-max-connections=0",
+            "--statsd.tcp-idle-timeout=0",
+        ],
+    );
+    let before = cpu_seconds(proxy.child.id());
+    let start = Instant::now();
+    let idle = idle_clients(proxy.tcp, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_seconds(proxy.child.id()) - before;
+    let wall = start.elapsed().as_secs_f64();
+    assert!(cpu < 0.2 * wall + 0.1, "CPU {cpu:.2} s in {wall:.1} s");
+    drop(idle);
+    // Recovered: a scrape answers and counts the accept errors.
+    let m = scrape_until(proxy.http, "accept errors counted", |m| {
+        m.get("statsd_exporter_tcp_connection_errors_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    assert!(m.contains_key("statsd_exporter_lines_total"));
+    let logs = proxy.stop_and_collect_logs();
+    let backoff_lines = logs.iter().filter(|l| l.contains("backing off")).count();
+    assert!(
+        (1..=2 * (wall.ceil() as usize + WAIT_LIMIT.as_secs() as usize)).contains(&backoff_lines),
+        "{backoff_lines} backoff log lines in {wall:.1} s"
+    );
+}
