@@ -32,6 +32,11 @@ pub const TCP_READ_BUFFER: usize = 16 * 1024;
 pub const TCP_FIRST_READ: usize = 1024;
 /// How long `app::run` waits for tasks to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long an HTTP client may take to send its request headers (slow-header clients cannot hold a
+/// connection slot for ever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scrapes rendered at once (each off the async workers); more wait for a slot.
+pub const MAX_CONCURRENT_RENDERS: usize = 2;
 /// How often series TTLs are checked (statsd_exporter checks every second too).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 

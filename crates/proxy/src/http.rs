@@ -12,10 +12,11 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::HEADER_READ_TIMEOUT;
 use crate::listen::AcceptBackoff;
 use crate::state::State;
 
@@ -57,7 +58,10 @@ pub async fn serve(
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -100,7 +104,7 @@ fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Routes one request.
-pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path() {
@@ -112,7 +116,7 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Byte
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(statsd_exposition::accepts_gzip);
-        return metrics(state, gzip);
+        return metrics(state, gzip).await;
     }
     match path {
         "/" | "/-/healthy" | "/-/ready" if !read_only => method_not_allowed("GET, HEAD"),
@@ -169,7 +173,28 @@ pub fn render(state: &State) -> String {
     body
 }
 
-fn metrics(state: &State, gzip: bool) -> Response<Full<Bytes>> {
+/// Renders off the async workers (a large store takes milliseconds, which would stall TCP and unixgram
+/// ingest), at most [`crate::config::MAX_CONCURRENT_RENDERS`] at once: further scrapes wait for a slot, so concurrent
+/// scrapes cannot hold one page-sized buffer each.
+async fn metrics(state: &Arc<State>, gzip: bool) -> Response<Full<Bytes>> {
+    let Ok(_slot) = state.render_slot().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n");
+    };
+    let state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || metrics_response(&state, gzip)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the scrape failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                "Rendering failed.\n",
+            )
+        }
+    }
+}
+
+fn metrics_response(state: &State, gzip: bool) -> Response<Full<Bytes>> {
     let body = render(state);
     if gzip {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

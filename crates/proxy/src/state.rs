@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use statsd_mapping::{LoadError, Mapper};
 use statsd_store::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
-use crate::config::MappingSource;
+use crate::config::{MAX_CONCURRENT_RENDERS, MappingSource};
 use crate::listen::udp;
 use crate::telemetry::Telemetry;
 
@@ -36,6 +36,8 @@ pub struct State {
     enable_lifecycle: bool,
     telemetry_path: String,
     quit: Notify,
+    /// Slots for rendering a scrape (see [`MAX_CONCURRENT_RENDERS`]).
+    renders: Semaphore,
     /// Kernel drop accounting: our UDP sockets' inodes, and the drops already counted.
     udp_inodes: Vec<u64>,
     udp_drops_seen: AtomicUsize,
@@ -77,6 +79,7 @@ impl State {
             enable_lifecycle: parts.enable_lifecycle,
             telemetry_path: parts.telemetry_path,
             quit: Notify::new(),
+            renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
             udp_inodes: parts.udp_inodes,
             udp_drops_seen: AtomicUsize::new(0),
         };
@@ -117,6 +120,11 @@ impl State {
     /// The scrape path.
     pub fn telemetry_path(&self) -> &str {
         &self.telemetry_path
+    }
+
+    /// Waits for a slot to render a scrape in (an error only if the semaphore was closed).
+    pub async fn render_slot(&self) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        self.renders.acquire().await
     }
 
     /// Asks the proxy to stop (`/-/quit`).

@@ -98,10 +98,11 @@ fn evict_longest_idle(slots: &Slots, max_connections: usize, telemetry: &Telemet
     if slots.len() < max_connections {
         return;
     }
+    // Longest idle first; among equals (same millisecond), the oldest connection.
     let oldest = slots
-        .values()
-        .min_by_key(|s| s.last_active.load(Ordering::Relaxed));
-    if let Some(slot) = oldest {
+        .iter()
+        .min_by_key(|(id, s)| (s.last_active.load(Ordering::Relaxed), **id));
+    if let Some((_, slot)) = oldest {
         slot.evict.notify_one();
         telemetry.tcp_connections_evicted.inc();
         tracing::debug!(
