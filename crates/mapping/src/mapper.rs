@@ -77,22 +77,27 @@ pub struct Mapper {
 }
 
 impl Mapper {
-    /// Assembles a mapper (with a fresh generation number).
+    /// Assembles a mapper with a fresh generation number, which every spec it hands out carries.
     pub(crate) fn assemble(
-        rules: Vec<Rule>,
+        mut rules: Vec<Rule>,
         glob: GlobIndex,
         regex: RegexIndex,
-        unmapped: Spec,
+        mut unmapped: Spec,
         warnings: Vec<Warning>,
         source: String,
     ) -> Self {
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        for rule in &mut rules {
+            rule.spec.generation = generation;
+        }
+        unmapped.generation = generation;
         Self {
             rules,
             glob,
             regex,
             unmapped,
             warnings,
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation,
             source,
         }
     }

@@ -288,3 +288,31 @@ fn ttl_from_the_mapping_expires_idle_series() {
     common::stop_app(rt, running);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reload that edits a rule's `help:` serves the new text for the existing family, and keeps its series.
+#[test]
+fn a_reload_applies_a_changed_help_text() {
+    let dir = std::env::temp_dir().join(format!("statsd-proxy-help-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("help.yaml");
+    let rule = |help: &str| {
+        format!("mappings:\n  - match: \"app.*\"\n    name: app_$1\n    help: \"{help}\"\n")
+    };
+    std::fs::write(&file, rule("Before.")).unwrap();
+    let (rt, running) = start_with(file.clone(), 1000);
+    send(&running, &["app.hits:1|c"]);
+    wait_for_lines(running.http_addr, 1.0);
+    std::fs::write(&file, rule("After.")).unwrap();
+    rt.block_on(running.state.reload()).expect("reloads");
+    send(&running, &["app.hits:1|c"]);
+    let m = wait_for_lines(running.http_addr, 2.0);
+    assert_eq!(m.get("app_hits"), Some(&2.0), "{m:#?}");
+    let text = request(running.http_addr, "GET", "/metrics", &[]).text();
+    assert!(text.contains("# HELP app_hits After.\n"), "{text}");
+    assert!(
+        !text.contains("conflicting_help\"} 1"),
+        "no help conflict counted: {text}"
+    );
+    common::stop_app(rt, running);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -87,6 +87,10 @@ pub struct Spec {
     pub observer: Observer,
     /// Remove the series this long after its last update (zero: never).
     pub ttl: Duration,
+    /// Which mapping load made this spec (0: none). A family whose HELP text came from an older load
+    /// takes a newer load's text (a reload that edits `help:` applies); within one load, two texts for
+    /// one family are a conflict.
+    pub generation: u64,
 }
 
 impl Default for Spec {
@@ -95,6 +99,7 @@ impl Default for Spec {
             help: Arc::from(DEFAULT_HELP),
             observer: Observer::default(),
             ttl: Duration::ZERO,
+            generation: 0,
         }
     }
 }

@@ -31,7 +31,8 @@ impl Store {
                 members.sorted = true;
             }
             let name: &str = &family.name;
-            write_header(out, name, &family.help, family.kind.family_type());
+            let help = family.help.load();
+            write_header(out, name, &help.text, family.kind.family_type());
             for series in &members.list {
                 let labels: &str = &series.rendered;
                 match &series.state {

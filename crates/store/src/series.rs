@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
@@ -106,12 +107,37 @@ pub(crate) struct Members {
     pub(crate) has_ttl: bool,
 }
 
-/// What identifies a family and what its series check on every update: name, type, help. Immutable.
+/// What identifies a family and what its series check on every update: name and type (immutable),
+/// and its HELP text, which a newer mapping load may replace.
 #[derive(Debug)]
 pub(crate) struct FamilyId {
     pub(crate) name: Arc<str>,
     pub(crate) kind: Kind,
-    pub(crate) help: Arc<str>,
+    /// Address of the current help text's allocation: equal to a spec's `help` pointer exactly when it
+    /// is the same `Arc` (the family holds that `Arc`, so no other text can live there). The common
+    /// path reads only this.
+    help_addr: AtomicUsize,
+    pub(crate) help: ArcSwap<Help>,
+}
+
+/// A family's HELP text and the mapping load it came from ([`Spec::generation`]).
+#[derive(Debug)]
+pub(crate) struct Help {
+    pub(crate) text: Arc<str>,
+    pub(crate) generation: u64,
+}
+
+impl Help {
+    fn of(spec: &Spec) -> Self {
+        Self {
+            text: Arc::clone(&spec.help),
+            generation: spec.generation,
+        }
+    }
+}
+
+fn addr(text: &Arc<str>) -> usize {
+    Arc::as_ptr(text).cast::<u8>() as usize
 }
 
 /// A metric family: its identity and its series.
@@ -129,16 +155,41 @@ impl std::ops::Deref for Family {
 }
 
 impl FamilyId {
-    /// Refuses an update of another type, or from a rule with another HELP text.
+    /// Refuses an update of another type, or from a rule of the same mapping load with another HELP
+    /// text. A newer load's spec (a reload) takes over the family's help: its text is served from now
+    /// on, and its `Arc` makes the pointer comparison of the common path hit again.
     pub(crate) fn accepts(&self, kind: Kind, spec: &Spec) -> Result<(), Refusal> {
         if self.kind != kind {
-            Err(Refusal::TypeConflict {
+            return Err(Refusal::TypeConflict {
                 existing: self.kind,
-            })
-        } else if !Arc::ptr_eq(&self.help, &spec.help) && *self.help != *spec.help {
-            Err(Refusal::HelpConflict)
-        } else {
+            });
+        }
+        if self.help_addr.load(Ordering::Relaxed) == addr(&spec.help) {
+            return Ok(());
+        }
+        // Another `Arc`: the same text (another rule of this load, or unmapped samples), or a newer
+        // load's text, which the family adopts. `ArcSwap` reads take no shared lock.
+        let help = self.help.load();
+        if spec.generation > help.generation {
+            let adopted = Arc::new(Help::of(spec));
+            self.help_addr.store(addr(&adopted.text), Ordering::Relaxed);
+            self.help.store(adopted);
             Ok(())
+        } else if *help.text == *spec.help {
+            Ok(())
+        } else {
+            Err(Refusal::HelpConflict)
+        }
+    }
+
+    /// A new family's identity, its help from `spec`.
+    pub(crate) fn new(name: Arc<str>, kind: Kind, spec: &Spec) -> Self {
+        let help = Help::of(spec);
+        Self {
+            name,
+            kind,
+            help_addr: AtomicUsize::new(addr(&help.text)),
+            help: ArcSwap::from_pointee(help),
         }
     }
 }

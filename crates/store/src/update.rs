@@ -128,11 +128,7 @@ impl Store {
             names.insert(n.into_boxed_str());
         }
         let family = Arc::new(Family {
-            id: Arc::new(FamilyId {
-                name: Arc::clone(&family_name),
-                kind,
-                help: Arc::clone(&spec.help),
-            }),
+            id: Arc::new(FamilyId::new(Arc::clone(&family_name), kind, spec)),
             members: Mutex::new(Members::default()),
         });
         table.insert(family_name, Arc::clone(&family));

@@ -527,3 +527,37 @@ fn counters_and_gauges_never_become_infinite() {
     assert!(out.contains("\nc 1e+308\n"), "{out}");
     assert!(out.contains("\ng -1e+308\n"), "{out}");
 }
+
+#[test]
+fn a_newer_mapping_load_changes_a_familys_help() {
+    let store = Store::new();
+    let spec = |text: &str, generation| Spec {
+        help: Arc::from(text),
+        generation,
+        ..Spec::default()
+    };
+    let first = spec("First.", 1);
+    assert_eq!(store.update("c", &mut [], Update::Add(1.0), &first), Ok(()));
+    assert_eq!(
+        store.update(
+            "c",
+            &mut [],
+            Update::Add(1.0),
+            &spec("Other rule, same load.", 1)
+        ),
+        Err(Refusal::HelpConflict)
+    );
+    assert_eq!(
+        store.update("c", &mut [], Update::Add(1.0), &spec("After reload.", 2)),
+        Ok(())
+    );
+    assert_eq!(
+        store.update("c", &mut [], Update::Add(1.0), &first),
+        Err(Refusal::HelpConflict),
+        "the older load no longer decides"
+    );
+    let mut out = String::new();
+    store.render(&mut out);
+    assert!(out.contains("# HELP c After reload.\n"), "{out}");
+    assert!(out.contains("\nc 2\n"), "the series kept its value: {out}");
+}

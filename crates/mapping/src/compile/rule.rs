@@ -222,6 +222,7 @@ pub(super) fn compile_rule(
             help: m.help.map_or_else(|| Arc::clone(defaults.help), Arc::from),
             observer,
             ttl,
+            generation: 0,
         },
         position,
         name: name_template,
