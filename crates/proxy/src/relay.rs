@@ -5,8 +5,8 @@
 //! relay task packs lines into datagrams of at most `--statsd.relay.packet-length` bytes, sends a
 //! datagram when the next line would not fit, and flushes at least every [`FLUSH_INTERVAL`]. A line
 //! longer than a packet is dropped and counted, as statsd_exporter does. A failed send is counted and
-//! the datagram kept for the next flush (up to [`MAX_ATTEMPTS`] times); statsd_exporter's relay stops for
-//! good after one error.
+//! the datagram kept for the next flush (up to [`MAX_ATTEMPTS`] times, at most [`MAX_OUTBOX_DATAGRAMS`]
+//! kept, oldest dropped first); statsd_exporter's relay stops for good after one error.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +19,9 @@ use tokio::sync::{mpsc, watch};
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Chunks (one per receive batch) waiting for the relay task.
 pub const QUEUE_CHUNKS: usize = 4096;
+/// Datagrams waiting to be (re)sent at most: while sends keep failing, the oldest are dropped (their
+/// lines counted in `statsd_proxy_relay_dropped_lines_total`), so a dead target cannot grow memory.
+pub const MAX_OUTBOX_DATAGRAMS: usize = 1024;
 /// Sends of one datagram before it is given up.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -58,7 +61,7 @@ impl RelayMetrics {
             ),
             dropped: vec(
                 "statsd_proxy_relay_dropped_lines_total",
-                "Lines not relayed because the relay queue was full or a datagram kept failing to send.",
+                "Lines not relayed because the relay queue or outbox was full, or a datagram kept failing to send.",
             ),
             errors: vec(
                 "statsd_proxy_relay_send_errors_total",
@@ -139,6 +142,19 @@ pub fn start(
     (queue, run(target, packet_length, metrics, rx, stop))
 }
 
+/// Datagrams waiting to be (re)sent, with their line count and attempts so far.
+type Outbox = std::collections::VecDeque<(Vec<u8>, u64, u32)>;
+
+/// Queues a datagram, dropping (and counting) the oldest beyond [`MAX_OUTBOX_DATAGRAMS`].
+fn enqueue(outbox: &mut Outbox, datagram: (Vec<u8>, u64, u32), metrics: &RelayMetrics) {
+    if outbox.len() >= MAX_OUTBOX_DATAGRAMS
+        && let Some((_, lines, _)) = outbox.pop_front()
+    {
+        metrics.dropped.inc_by(lines);
+    }
+    outbox.push_back(datagram);
+}
+
 async fn run(
     target: SocketAddr,
     packet_length: usize,
@@ -163,8 +179,7 @@ async fn run(
         packet: Vec::with_capacity(packet_length),
         lines_in_packet: 0,
     };
-    // Datagrams waiting to be (re)sent, with their line count and attempts so far.
-    let mut outbox: std::collections::VecDeque<(Vec<u8>, u64, u32)> = Default::default();
+    let mut outbox: Outbox = Default::default();
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -173,7 +188,7 @@ async fn run(
                 Some(chunk) => {
                     for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                         if let Some((packet, lines)) = packer.add(line, &metrics) {
-                            outbox.push_back((packet, lines, 0));
+                            enqueue(&mut outbox, (packet, lines, 0), &metrics);
                         }
                     }
                     false
@@ -184,7 +199,7 @@ async fn run(
             _ = stop.changed() => true,
         };
         if flush_all && let Some((packet, lines)) = packer.take() {
-            outbox.push_back((packet, lines, 0));
+            enqueue(&mut outbox, (packet, lines, 0), &metrics);
         }
         // Send what is ready; on failure keep the datagram for the next flush.
         while let Some((packet, lines, attempts)) = outbox.pop_front() {
@@ -214,6 +229,22 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outbox_keeps_the_newest_datagrams_and_counts_the_dropped_lines() {
+        let metrics = RelayMetrics::register(&Registry::new(), "t");
+        let mut outbox = Outbox::default();
+        for i in 0..MAX_OUTBOX_DATAGRAMS as u64 + 10 {
+            enqueue(&mut outbox, (vec![b'x'], i, 0), &metrics);
+        }
+        assert_eq!(outbox.len(), MAX_OUTBOX_DATAGRAMS);
+        assert_eq!(
+            outbox.front().map(|d| d.1),
+            Some(10),
+            "the oldest went first"
+        );
+        assert_eq!(metrics.dropped.get(), (0..10).sum::<u64>());
+    }
 
     #[test]
     fn lines_are_packed_up_to_the_limit() {
