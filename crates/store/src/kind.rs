@@ -148,6 +148,12 @@ pub enum Refusal {
     /// Two labels of one sample have the same name (callers merge them first; this is the guard).
     #[error("duplicate label name")]
     DuplicateLabel,
+    /// A new series would have more than [`crate::MAX_LABELS_PER_SERIES`] labels.
+    #[error("too many labels")]
+    TooManyLabels,
+    /// A new series would have a label value longer than [`crate::MAX_LABEL_VALUE_BYTES`].
+    #[error("label value too long")]
+    LabelValueTooLong,
     /// Creating the series would exceed a cardinality limit; existing series keep updating.
     #[error("series limit reached")]
     SeriesLimit {

@@ -73,6 +73,11 @@ pub use summary::Summary;
 pub const DEFAULT_MAX_SERIES: usize = 100_000;
 /// Default cap on the number of series of one metric name (`--statsd.max-series-per-metric`).
 pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 20_000;
+/// Most labels a series may have: a sample with more is refused (counted), whatever its source, so one
+/// datagram cannot create a series of thousands of labels.
+pub const MAX_LABELS_PER_SERIES: usize = 64;
+/// Longest label value, in bytes: a sample with a longer one is refused (counted).
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
 /// Number of series shards: a power of two well above the number of cores, so creations (which lock a
 /// shard's writers' side) rarely stall updates of other series.
 pub const SERIES_SHARDS: usize = 64;

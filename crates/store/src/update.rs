@@ -11,7 +11,10 @@ use statsd_exposition::{label_set_matches, render_label_set};
 use statsd_spec::valid_label_name;
 
 use crate::series::{AtomicF64, Family, FamilyId, Histogram, Key, Members, Series, State};
-use crate::{Kind, Observer, Refusal, Set, Spec, Store, Summary, Update};
+use crate::{
+    Kind, MAX_LABEL_VALUE_BYTES, MAX_LABELS_PER_SERIES, Observer, Refusal, Set, Spec, Store,
+    Summary, Update,
+};
 
 impl Store {
     /// Applies `update` to the series `name{labels}`, creating it from `spec` if needed. `labels` is
@@ -146,6 +149,16 @@ impl Store {
     ) -> Result<(), Refusal> {
         if key.labels.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Refusal::DuplicateLabel);
+        }
+        if key.labels.len() > MAX_LABELS_PER_SERIES {
+            return Err(Refusal::TooManyLabels);
+        }
+        if key
+            .labels
+            .iter()
+            .any(|(_, v)| v.len() > MAX_LABEL_VALUE_BYTES)
+        {
+            return Err(Refusal::LabelValueTooLong);
         }
         for (k, _) in key.labels {
             if !valid_label_name(k) {

@@ -561,3 +561,29 @@ fn a_newer_mapping_load_changes_a_familys_help() {
     assert!(out.contains("# HELP c After reload.\n"), "{out}");
     assert!(out.contains("\nc 2\n"), "the series kept its value: {out}");
 }
+
+#[test]
+fn label_count_and_value_size_are_bounded() {
+    let store = Store::new();
+    let d = Spec::default();
+    let names: Vec<String> = (0..=statsd_store::MAX_LABELS_PER_SERIES)
+        .map(|i| format!("l{i:03}"))
+        .collect();
+    let mut many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    assert_eq!(
+        store.update("c", &mut many, Update::Add(1.0), &d),
+        Err(Refusal::TooManyLabels)
+    );
+    let mut enough = many[..statsd_store::MAX_LABELS_PER_SERIES].to_vec();
+    assert_eq!(store.update("c", &mut enough, Update::Add(1.0), &d), Ok(()));
+    let long = "x".repeat(statsd_store::MAX_LABEL_VALUE_BYTES + 1);
+    assert_eq!(
+        store.update("c", &mut [("k", long.as_str())], Update::Add(1.0), &d),
+        Err(Refusal::LabelValueTooLong)
+    );
+    let fits = &long[1..];
+    assert_eq!(
+        store.update("c", &mut [("k", fits)], Update::Add(1.0), &d),
+        Ok(())
+    );
+}

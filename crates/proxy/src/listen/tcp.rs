@@ -94,15 +94,18 @@ fn elapsed_ms(since: Instant) -> u64 {
 
 /// At the cap, tells the connection idle the longest to close (it processes what it has first).
 fn evict_longest_idle(slots: &Slots, max_connections: usize, telemetry: &Telemetry) {
-    let slots = lock(slots);
+    let mut slots = lock(slots);
     if slots.len() < max_connections {
         return;
     }
-    // Longest idle first; among equals (same millisecond), the oldest connection.
+    // Longest idle first; among equals (same millisecond), the oldest connection. It leaves the table
+    // now, not when its task ends, so that a burst of new connections evicts as many old ones (and
+    // the open count cannot run past the cap into the file-descriptor limit).
     let oldest = slots
         .iter()
-        .min_by_key(|(id, s)| (s.last_active.load(Ordering::Relaxed), **id));
-    if let Some((_, slot)) = oldest {
+        .min_by_key(|(id, s)| (s.last_active.load(Ordering::Relaxed), **id))
+        .map(|(id, _)| *id);
+    if let Some(slot) = oldest.and_then(|id| slots.remove(&id)) {
         slot.evict.notify_one();
         telemetry.tcp_connections_evicted.inc();
         tracing::debug!(

@@ -29,6 +29,8 @@ pub fn refusal_reason(refusal: Refusal) -> &'static str {
         Refusal::InvalidLabel => "invalid_label_name",
         Refusal::DuplicateLabel => "duplicate_label_name",
         Refusal::Overflow => "value_overflow",
+        Refusal::TooManyLabels => "too_many_labels",
+        Refusal::LabelValueTooLong => "label_value_too_long",
         Refusal::TypeConflict { .. } => "conflicting_type",
         Refusal::NameCollision => "conflicting_name",
         Refusal::HelpConflict => "conflicting_help",
@@ -166,6 +168,8 @@ impl Telemetry {
             "reserved_label_name",
             "invalid_label_name",
             "value_overflow",
+            "too_many_labels",
+            "label_value_too_long",
         ] {
             events_error.with_label_values(&[reason]);
         }
