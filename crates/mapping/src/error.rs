@@ -23,8 +23,6 @@ pub enum ErrorKind {
     Value,
     /// Options that contradict each other (summary options on a histogram rule, …).
     Conflict,
-    /// Numbers out of range that no repair can make sense of.
-    Range,
     /// A warning, made an error by `--statsd.mapping-strict` (see [`Warning::into_strict_error`]).
     Strict,
 }

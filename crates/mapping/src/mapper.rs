@@ -29,8 +29,6 @@ pub struct Rule {
     pub scale: Option<f64>,
     /// HELP text (statsd_exporter's default when the rule sets none), observer and TTL of its series.
     pub spec: Spec,
-    /// True when the rule sets `help:` itself.
-    pub has_help: bool,
     /// Where the rule starts in the file.
     pub position: Position,
     pub(crate) name: Template,

@@ -217,7 +217,6 @@ pub(super) fn compile_rule(
         honor_labels: m.honor_labels,
         match_metric_type: only,
         scale,
-        has_help: m.help.is_some(),
         spec: Spec {
             help: m.help.map_or_else(|| Arc::clone(defaults.help), Arc::from),
             observer,

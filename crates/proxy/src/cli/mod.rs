@@ -397,7 +397,7 @@ impl Cli {
                     packet_length: self.relay_packet_length,
                 }
             }),
-            clock: Config::loopback().clock,
+            clock: std::sync::Arc::new(statsd_store::SystemClock),
         }
     }
 }
