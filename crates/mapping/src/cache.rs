@@ -54,8 +54,13 @@ impl MappingCache {
     /// A cache of `capacity` results; 0 disables caching.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: NonZeroUsize::new(capacity)
-                .map(|cap| LruCache::with_hasher(cap, foldhash::fast::RandomState::default())),
+            // Grown on demand up to `capacity`: an idle connection's cache holds nothing.
+            entries: NonZeroUsize::new(capacity).map(|cap| {
+                let mut lru =
+                    LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default());
+                lru.resize(cap);
+                lru
+            }),
             key: String::new(),
             last: None,
             mapper: 0,

@@ -35,8 +35,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long an HTTP client may take to send its request headers (slow-header clients cannot hold a
 /// connection slot for ever).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Scrapes rendered at once (each off the async workers); more wait for a slot.
+/// Scrape chunks rendered at once (each on a blocking thread); more wait for a slot, so scrapes cannot
+/// take every core from ingest.
 pub const MAX_CONCURRENT_RENDERS: usize = 2;
+/// Scrapes streaming at once. Each holds a chunk and, gzipped, a compressor (about 300 KiB), so this
+/// bounds scrape memory; more wait up to [`SCRAPE_QUEUE_TIMEOUT`] for a slot.
+pub const MAX_STREAMING_SCRAPES: usize = 32;
+/// How long a scrape waits for a streaming slot before it is answered 503 with `Retry-After`.
+pub const SCRAPE_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP client that accepts no bytes of a response for this long is disconnected (a client that
+/// stops reading cannot hold its connection and scrape slot for ever).
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often series TTLs are checked (statsd_exporter checks every second too).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -2,25 +2,30 @@
 //! `--web.enable-lifecycle`) reload and quit.
 
 use std::convert::Infallible;
-use std::io::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_io_timeout::TimeoutStream;
 
-use crate::config::HEADER_READ_TIMEOUT;
+use crate::config::{HEADER_READ_TIMEOUT, SCRAPE_QUEUE_TIMEOUT, WRITE_STALL_TIMEOUT};
 use crate::listen::AcceptBackoff;
+use crate::scrape::ScrapeBody;
 use crate::state::State;
 
 const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Every response's body: a small one built whole, or a streamed scrape.
+pub type Body = Either<Full<Bytes>, ScrapeBody>;
 
 /// Accepts HTTP connections until `stop` fires, serving at most `max_connections` at once (more wait
 /// in the accept queue). Connections in progress are finished (gracefully) before this returns, so a
@@ -61,7 +66,8 @@ pub async fn serve(
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .max_buf_size(crate::scrape::CHUNK)
+                .serve_connection(TokioIo::new(stalled_writes_time_out(stream)), service);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -79,12 +85,15 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
+/// The connection's stream, failing a write that makes no progress for [`WRITE_STALL_TIMEOUT`].
+fn stalled_writes_time_out(stream: TcpStream) -> Pin<Box<TimeoutStream<TcpStream>>> {
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
+    Box::pin(stream)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Either::Left(Full::new(body.into())));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -92,7 +101,7 @@ fn text(
     response
 }
 
-fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allowed: &'static str) -> Response<Body> {
     let mut r = text(
         StatusCode::METHOD_NOT_ALLOWED,
         TEXT,
@@ -104,7 +113,7 @@ fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Routes one request.
-pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path() {
@@ -157,58 +166,35 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Full
     }
 }
 
-/// Renders the store, then our own metrics, in one text-format body.
-///
-/// Our metrics are *gathered* first: a receive task updates the store before it publishes its counts,
-/// so every line counted in this snapshot is already in the store when the store is rendered next.
-/// (Rendering the store first let a scrape count a line whose series it did not show.)
-pub fn render(state: &State) -> String {
-    state.telemetry().set_series(&state.store().len_by_kind());
-    state.update_kernel_drops();
-    let mut own = String::with_capacity(16 * 1024);
-    state.telemetry().render(&mut own);
-    let mut body = String::with_capacity(64 * 1024 + own.len());
-    state.store().render(&mut body);
-    body.push_str(&own);
-    body
-}
-
-/// Renders off the async workers (a large store takes milliseconds, which would stall TCP and unixgram
-/// ingest), at most [`crate::config::MAX_CONCURRENT_RENDERS`] at once: further scrapes wait for a slot, so concurrent
-/// scrapes cannot hold one page-sized buffer each.
-async fn metrics(state: &Arc<State>, gzip: bool) -> Response<Full<Bytes>> {
-    let Ok(_slot) = state.render_slot().await else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n");
-    };
-    let state = Arc::clone(state);
-    match tokio::task::spawn_blocking(move || metrics_response(&state, gzip)).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "rendering the scrape failed");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
+/// A `/metrics` response: the page is streamed, rendered in chunks as the client reads it (see
+/// [`crate::scrape`]), once a streaming slot is free; 503 with `Retry-After` if none frees up within
+/// [`SCRAPE_QUEUE_TIMEOUT`].
+async fn metrics(state: &Arc<State>, gzip: bool) -> Response<Body> {
+    let slot = match tokio::time::timeout(SCRAPE_QUEUE_TIMEOUT, state.scrape_slot()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_)) => return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n"),
+        Err(_) => {
+            let mut busy = text(
+                StatusCode::SERVICE_UNAVAILABLE,
                 TEXT,
-                "Rendering failed.\n",
-            )
+                "Too many scrapes at once; try again.\n",
+            );
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return busy;
         }
-    }
-}
-
-fn metrics_response(state: &State, gzip: bool) -> Response<Full<Bytes>> {
-    let body = render(state);
+    };
+    let body = ScrapeBody::new(Arc::clone(state), gzip, slot);
+    let mut response = Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(statsd_exposition::CONTENT_TYPE),
+    );
     if gzip {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        if encoder.write_all(body.as_bytes()).is_ok()
-            && let Ok(compressed) = encoder.finish()
-        {
-            let mut response = text(StatusCode::OK, statsd_exposition::CONTENT_TYPE, compressed);
-            response
-                .headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            return response;
-        }
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    text(StatusCode::OK, statsd_exposition::CONTENT_TYPE, body)
+    response
 }
 
 fn escape_html(s: &str) -> String {

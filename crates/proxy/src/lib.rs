@@ -31,5 +31,6 @@ pub mod logging;
 pub mod mappings;
 pub mod relay;
 pub mod route;
+pub mod scrape;
 pub mod state;
 pub mod telemetry;

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use statsd_mapping::{LoadError, Mapper};
 use statsd_store::Store;
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
-use crate::config::{MAX_CONCURRENT_RENDERS, MappingSource};
+use crate::config::{MAX_CONCURRENT_RENDERS, MAX_STREAMING_SCRAPES, MappingSource};
 use crate::listen::udp;
 use crate::telemetry::Telemetry;
 
@@ -36,8 +36,10 @@ pub struct State {
     enable_lifecycle: bool,
     telemetry_path: String,
     quit: Notify,
-    /// Slots for rendering a scrape (see [`MAX_CONCURRENT_RENDERS`]).
+    /// Slots for rendering a scrape's chunk (see [`MAX_CONCURRENT_RENDERS`]).
     renders: Semaphore,
+    /// Slots for streaming a scrape (see [`MAX_STREAMING_SCRAPES`]).
+    scrapes: Arc<Semaphore>,
     /// Kernel drop accounting: our UDP sockets' inodes, and the drops already counted.
     udp_inodes: Vec<u64>,
     udp_drops_seen: AtomicUsize,
@@ -80,6 +82,7 @@ impl State {
             telemetry_path: parts.telemetry_path,
             quit: Notify::new(),
             renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
+            scrapes: Arc::new(Semaphore::new(MAX_STREAMING_SCRAPES)),
             udp_inodes: parts.udp_inodes,
             udp_drops_seen: AtomicUsize::new(0),
         };
@@ -122,9 +125,15 @@ impl State {
         &self.telemetry_path
     }
 
-    /// Waits for a slot to render a scrape in (an error only if the semaphore was closed).
+    /// Waits for a slot to render a scrape's chunk in (an error only if the semaphore was closed).
     pub async fn render_slot(&self) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
         self.renders.acquire().await
+    }
+
+    /// Waits for a slot to stream a scrape in, held until its body is dropped (an error only if the
+    /// semaphore was closed).
+    pub async fn scrape_slot(&self) -> Result<OwnedSemaphorePermit, tokio::sync::AcquireError> {
+        Arc::clone(&self.scrapes).acquire_owned().await
     }
 
     /// Asks the proxy to stop (`/-/quit`).

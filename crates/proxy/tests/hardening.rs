@@ -137,3 +137,136 @@ fn slow_header_clients_and_concurrent_scrapes_do_not_block_scrapes() {
     }
     drop(slow);
 }
+
+/// Sends `n` distinct series over one TCP connection: 100 counter families, tagged `id:<i>`.
+fn send_series(to: std::net::SocketAddr, n: usize) {
+    let mut tcp = TcpStream::connect(to).unwrap();
+    let mut batch = String::with_capacity(64 * 1024);
+    for i in 0..n {
+        use std::fmt::Write as _;
+        writeln!(
+            batch,
+            "load_{}:1|c|#id:{i},host:web-{}.example.social,endpoint:api.v1.timelines.home",
+            i % 100,
+            i % 7
+        )
+        .unwrap();
+        if batch.len() > 60 * 1024 {
+            tcp.write_all(batch.as_bytes()).unwrap();
+            batch.clear();
+        }
+    }
+    tcp.write_all(batch.as_bytes()).unwrap();
+}
+
+/// Requests the page with a small receive buffer and never reads it.
+fn stalled_scrape(to: std::net::SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream
+}
+
+/// 50 concurrent scrapes of 100k series: memory afterwards stays within 2× of before, and ingest
+/// goes on throughout (a client keeps sending while the scrapes run, and all of its lines arrive), and
+/// clients that stopped reading their page hold up no one.
+#[test]
+fn concurrent_scrapes_of_a_large_store_return_their_memory() {
+    const SERIES: usize = 100_000;
+    let proxy = spawn(&["--statsd.max-series=200000"]);
+    send_series(proxy.tcp, SERIES);
+    common::wait_for_lines(proxy.http, SERIES as f64);
+    // One ordinary scrape first: the steady state of a scraped proxy.
+    let page = common::request(proxy.http, "GET", "/metrics", &[]);
+    assert!(page.body.len() > 5_000_000, "{} bytes", page.body.len());
+    let before = common::rss_kib(proxy.child.id());
+    // Clients that ask for the page and never read it: they must not hold up anyone else.
+    let stalled: Vec<_> = (0..5).map(|_| stalled_scrape(proxy.http)).collect();
+
+    let feeding = {
+        let tcp = proxy.tcp;
+        std::thread::spawn(move || {
+            let mut c = TcpStream::connect(tcp).unwrap();
+            for _ in 0..2_000 {
+                c.write_all(b"during:1|c\n").unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let mut peak = before;
+    for round in 0..2 {
+        let scrapes: Vec<_> = (0..50)
+            .map(|i| {
+                let addr = proxy.http;
+                let gzip = (i + round) % 2 == 0;
+                std::thread::spawn(move || {
+                    let headers: &[(&str, &str)] = if gzip {
+                        &[("Accept-Encoding", "gzip")]
+                    } else {
+                        &[]
+                    };
+                    common::request(addr, "GET", "/metrics", headers).status
+                })
+            })
+            .collect();
+        for s in scrapes {
+            assert_eq!(s.join().unwrap(), 200);
+            peak = peak.max(common::rss_kib(proxy.child.id()));
+        }
+    }
+    feeding.join().unwrap();
+    drop(stalled);
+    let m = scrape_until(proxy.http, "every line sent during the scrapes", |m| {
+        m.get("during").copied() == Some(2_000.0)
+    });
+    assert!(m.contains_key("statsd_exporter_lines_total"));
+    let after = common::rss_kib(proxy.child.id());
+    eprintln!("RSS before {before} KiB, peak {peak} KiB, after {after} KiB");
+    assert!(
+        after <= 2 * before,
+        "RSS {after} KiB after the scrapes, {before} KiB before (peak {peak} KiB)"
+    );
+}
+
+/// 2,000 idle StatsD TCP clients (statsd_exporter 0.30 held as many and served the next one), then a
+/// live client: its lines arrive, no idle client had to be closed for it, and the fleet costs no CPU.
+#[test]
+fn two_thousand_idle_clients_then_a_live_one() {
+    let limit = statsd_proxy::listen::fds::raise_nofile_limit();
+    assert!(
+        limit.soft >= 4_096,
+        "this test needs 4,096 open files in the test process; the hard limit allows {}",
+        limit.soft
+    );
+    let proxy = spawn_with_nofile(4_096, &[]);
+    let rss_before = common::rss_kib(proxy.child.id());
+    let before = cpu_seconds(proxy.child.id());
+    let start = Instant::now();
+    let idle = idle_clients(proxy.tcp, 2_000);
+    assert_eq!(idle.len(), 2_000);
+    scrape_until(proxy.http, "2,000 TCP connections", |m| {
+        m.get("statsd_exporter_tcp_connections_total").copied() == Some(2_000.0)
+    });
+    let mut live = TcpStream::connect(proxy.tcp).unwrap();
+    live.write_all(b"live:1|c\nlive:2|c\n").unwrap();
+    let m = scrape_until(proxy.http, "the live client's lines", |m| {
+        m.get("live").copied() == Some(3.0)
+    });
+    assert_eq!(
+        m.get("statsd_proxy_tcp_connections_evicted_total"),
+        Some(&0.0)
+    );
+    let cpu = cpu_seconds(proxy.child.id()) - before;
+    let wall = start.elapsed().as_secs_f64();
+    assert!(cpu < 0.2 * wall + 0.2, "CPU {cpu:.2} s in {wall:.1} s");
+    let rss = common::rss_kib(proxy.child.id());
+    eprintln!(
+        "2,000 idle clients: RSS {rss_before} → {rss} KiB ({:.1} KiB per connection), CPU {cpu:.2} s in {wall:.1} s",
+        (rss - rss_before) as f64 / 2_000.0
+    );
+    drop(idle);
+}

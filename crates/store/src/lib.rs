@@ -64,6 +64,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use kind::{Config, Kind, Limits, Refusal, Update};
+pub use render::Scrape;
 use series::{FamilyMap, ShardMap};
 
 pub use set::{DEFAULT_SET_WINDOW, Set};

@@ -1,25 +1,83 @@
 //! Rendering the store in the text format: families sorted by name, series by label set.
+//!
+//! A scrape renders in pieces ([`Scrape::next_chunk`]), so a server can stream a page of any size
+//! through a buffer of a few dozen KiB instead of building it whole: the memory a scrape holds does not
+//! grow with the store, and concurrent scrapes cannot pile up page-sized buffers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use statsd_exposition::{write_header, write_sample, write_value};
 
 use crate::Store;
-use crate::series::{Family, State};
+use crate::series::{Family, Series, State};
+
+/// A scrape in progress: the families as they were when it began, sorted by name, and how far it got.
+///
+/// Series created after the scrape began in a family not yet reached are included; a family created
+/// after it began is not. A family larger than one chunk is rendered from a copy of its member list
+/// (one pointer per series), taken when its first chunk fills, so the family's lock is never held
+/// between chunks and a concurrent sort or insert cannot make the scrape skip or repeat a series.
+#[derive(Debug)]
+pub struct Scrape {
+    families: Vec<Arc<Family>>,
+    /// The next family to start.
+    next: usize,
+    /// The rest of a family that did not fit into the previous chunk.
+    rest: Vec<Arc<Series>>,
+    rest_family: Option<Arc<Family>>,
+    now: Instant,
+    /// Scratch for quantile and bucket bound values.
+    text: String,
+}
 
 impl Store {
     /// Appends every series in the text format: families sorted by name, each with one `# HELP` and
     /// `# TYPE`, series sorted by label set.
     pub fn render(&self, out: &mut String) {
+        let mut scrape = self.scrape();
+        while scrape.next_chunk(out, usize::MAX) {}
+    }
+
+    /// Begins a scrape to be rendered in chunks (see [`Scrape::next_chunk`]).
+    pub fn scrape(&self) -> Scrape {
         let mut families: Vec<Arc<Family>> = Vec::new();
         for shard in self.families.iter() {
             families.extend(shard.read().values().cloned());
         }
         families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let now = self.clock.now();
-        let mut text = String::new();
-        for family in &families {
+        Scrape {
+            families,
+            next: 0,
+            rest: Vec::new(),
+            rest_family: None,
+            now: self.clock.now(),
+            text: String::new(),
+        }
+    }
+}
+
+impl Scrape {
+    /// Appends the next series to `out`, stopping at the first series boundary after `out` reached
+    /// `budget` bytes (so a chunk overshoots by at most one series). Returns whether anything is
+    /// left to render.
+    pub fn next_chunk(&mut self, out: &mut String, budget: usize) -> bool {
+        if let Some(family) = self.rest_family.take() {
+            let rest = std::mem::take(&mut self.rest);
+            let done = self.write_series(out, &family, &rest, budget);
+            if done < rest.len() {
+                self.rest = rest;
+                self.rest.drain(..done);
+                self.rest_family = Some(family);
+                return true;
+            }
+        }
+        while out.len() < budget {
+            let Some(family) = self.families.get(self.next).cloned() else {
+                return false;
+            };
+            self.next += 1;
             let mut members = family.members.lock();
             if members.list.is_empty() {
                 continue;
@@ -30,59 +88,81 @@ impl Store {
                     .sort_unstable_by(|a, b| a.rendered.cmp(&b.rendered));
                 members.sorted = true;
             }
-            let name: &str = &family.name;
             let help = family.help.load();
-            write_header(out, name, &help.text, family.kind.family_type());
-            for series in &members.list {
-                let labels: &str = &series.rendered;
-                match &series.state {
-                    State::Counter(v) | State::Gauge(v) => {
-                        write_sample(out, name, "", labels, None, v.get())
+            write_header(out, &family.name, &help.text, family.kind.family_type());
+            let done = self.write_series(out, &family, &members.list, budget);
+            if done < members.list.len() {
+                self.rest = members.list[done..].to_vec();
+                drop(members);
+                self.rest_family = Some(family);
+                return true;
+            }
+        }
+        self.next < self.families.len()
+    }
+
+    /// Writes series of `family` until `out` reaches `budget` bytes; returns how many it wrote.
+    fn write_series(
+        &mut self,
+        out: &mut String,
+        family: &Family,
+        list: &[Arc<Series>],
+        budget: usize,
+    ) -> usize {
+        let name: &str = &family.name;
+        for (i, series) in list.iter().enumerate() {
+            if out.len() >= budget {
+                return i;
+            }
+            let labels: &str = &series.rendered;
+            match &series.state {
+                State::Counter(v) | State::Gauge(v) => {
+                    write_sample(out, name, "", labels, None, v.get())
+                }
+                State::Summary(s) => {
+                    let mut s = s.lock();
+                    for (q, v) in s.quantiles(self.now) {
+                        self.text.clear();
+                        write_value(&mut self.text, q);
+                        write_sample(out, name, "", labels, Some(("quantile", &self.text)), v);
                     }
-                    State::Summary(s) => {
-                        let mut s = s.lock();
-                        for (q, v) in s.quantiles(now) {
-                            text.clear();
-                            write_value(&mut text, q);
-                            write_sample(out, name, "", labels, Some(("quantile", &text)), v);
+                    write_sample(out, name, "_sum", labels, None, s.sum());
+                    write_sample(out, name, "_count", labels, None, s.count() as f64);
+                }
+                State::Histogram(h) => {
+                    let mut cumulative = 0u64;
+                    for (i, count) in h.counts.iter().enumerate() {
+                        cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
+                        self.text.clear();
+                        match h.bounds.get(i) {
+                            Some(&b) => write_value(&mut self.text, b),
+                            None => self.text.push_str("+Inf"),
                         }
-                        write_sample(out, name, "_sum", labels, None, s.sum());
-                        write_sample(out, name, "_count", labels, None, s.count() as f64);
-                    }
-                    State::Histogram(h) => {
-                        let mut cumulative = 0u64;
-                        for (i, count) in h.counts.iter().enumerate() {
-                            cumulative += count.load(Ordering::Relaxed);
-                            text.clear();
-                            match h.bounds.get(i) {
-                                Some(&b) => write_value(&mut text, b),
-                                None => text.push_str("+Inf"),
-                            }
-                            write_sample(
-                                out,
-                                name,
-                                "_bucket",
-                                labels,
-                                Some(("le", &text)),
-                                cumulative as f64,
-                            );
-                        }
-                        write_sample(out, name, "_sum", labels, None, h.sum.get());
                         write_sample(
                             out,
                             name,
-                            "_count",
+                            "_bucket",
                             labels,
-                            None,
-                            h.count.load(Ordering::Relaxed) as f64,
+                            Some(("le", &self.text)),
+                            cumulative as f64,
                         );
                     }
-                    State::Set(s) => {
-                        let n = s.lock().count(now);
-                        write_sample(out, name, "", labels, None, n as f64);
-                    }
+                    write_sample(out, name, "_sum", labels, None, h.sum.get());
+                    write_sample(
+                        out,
+                        name,
+                        "_count",
+                        labels,
+                        None,
+                        h.count.load(Ordering::Relaxed) as f64,
+                    );
+                }
+                State::Set(s) => {
+                    let n = s.lock().count(self.now);
+                    write_sample(out, name, "", labels, None, n as f64);
                 }
             }
         }
+        list.len()
     }
 }

@@ -587,3 +587,87 @@ fn label_count_and_value_size_are_bounded() {
         Ok(())
     );
 }
+
+/// A scrape rendered in small chunks is the whole render, byte for byte, for every chunk size: families
+/// larger than a chunk, every kind. Series created while a scrape is under way, in a family it has not
+/// finished, never make it repeat or skip one that existed when it began.
+#[test]
+fn chunked_scrape_renders_what_a_whole_render_does() {
+    let store = Store::new();
+    let spec = Spec::default();
+    let hist = histogram(&[0.5, 1.0]);
+    for i in 0..300 {
+        let id = i.to_string();
+        store
+            .update("big", &mut [("id", &id)], Update::Add(1.0), &spec)
+            .unwrap();
+        if i % 10 == 0 {
+            store
+                .update("g", &mut [("id", &id)], Update::Set(i as f64), &spec)
+                .unwrap();
+            store
+                .update(
+                    "t",
+                    &mut [("id", &id)],
+                    Update::Observe {
+                        value: 0.7,
+                        weight: 1,
+                    },
+                    &spec,
+                )
+                .unwrap();
+            store
+                .update(
+                    "h",
+                    &mut [("id", &id)],
+                    Update::Observe {
+                        value: 0.7,
+                        weight: 2,
+                    },
+                    &hist,
+                )
+                .unwrap();
+        }
+    }
+    let whole = render(&store);
+    for budget in [1, 100, 1000, 4096, 1 << 20] {
+        let mut scrape = store.scrape();
+        let (mut page, mut chunk, mut chunks) = (String::new(), String::new(), 0);
+        loop {
+            chunk.clear();
+            let more = scrape.next_chunk(&mut chunk, budget);
+            page.push_str(&chunk);
+            chunks += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(page, whole, "budget {budget}");
+        assert!(
+            chunks > whole.len() / (budget + 200),
+            "budget {budget}: {chunks} chunks"
+        );
+    }
+
+    // New series in the middle of a scrape: every series of the start is there exactly once.
+    let mut scrape = store.scrape();
+    let mut page = String::new();
+    let mut created = 0;
+    loop {
+        let budget = page.len() + 500;
+        if !scrape.next_chunk(&mut page, budget) {
+            break;
+        }
+        created += 1;
+        let id = format!("new{created}");
+        store
+            .update("big", &mut [("id", &id)], Update::Add(1.0), &spec)
+            .unwrap();
+    }
+    assert!(created > 10);
+    for i in 0..300 {
+        let line = format!("big{{id=\"{i}\"}} 1\n");
+        assert_eq!(page.matches(&line).count(), 1, "{line}");
+    }
+    assert_eq!(page.matches("# TYPE big counter\n").count(), 1);
+}

@@ -186,7 +186,8 @@ impl LineFramer {
     /// A framer refusing lines longer than `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(max_line.min(64 * 1024)),
+            // Grown on demand, when a read ends in the middle of a line.
+            buf: Vec::new(),
             max_line,
             discarding: false,
         }

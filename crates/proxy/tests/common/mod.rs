@@ -58,14 +58,39 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(&body) } else { body };
     Response {
         status,
         headers,
         body,
+    }
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body (RFC 9112 §7.1; no trailers), panicking on bad framing.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = std::str::from_utf8(&raw[..end]).expect("chunk size is ASCII");
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16)
+            .expect("hexadecimal chunk size");
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk ends with CRLF");
+        raw = &raw[size + 2..];
     }
 }
 
