@@ -113,16 +113,24 @@ fn running_out_of_file_descriptors_backs_off() {
     );
 }
 
-/// Slow-header clients hold connections, concurrent scrapes queue for a render slot: a normal scrape
-/// still answers, and so does every one of 20 concurrent scrapes.
+/// 500 slow-header clients hold connections, concurrent scrapes queue for a render slot: a normal
+/// scrape still answers, and so does every one of 20 concurrent scrapes.
 #[test]
 fn slow_header_clients_and_concurrent_scrapes_do_not_block_scrapes() {
-    let proxy = spawn(&[]);
-    let mut slow: Vec<TcpStream> = (0..50)
+    let limit = statsd_proxy::listen::fds::raise_nofile_limit();
+    assert!(
+        limit.soft >= 1_024,
+        "the test process needs 1,024 open files"
+    );
+    // An open-files limit that gives the web port room for them (a cap of about 1,000 connections).
+    let proxy = spawn_with_nofile(4_096, &[]);
+    let mut slow: Vec<TcpStream> = (0..500)
         .filter_map(|_| TcpStream::connect(proxy.http).ok())
         .collect();
+    assert_eq!(slow.len(), 500);
     for s in &mut slow {
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
     }
     let m = common::scrape(proxy.http);
     assert!(m.contains_key("statsd_exporter_lines_total"));

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""End-to-end memory and scrape measurements of a statsd-proxy (or statsd_exporter) binary, on loopback.
+"""End-to-end hardening measurements of a statsd-proxy (or statsd_exporter) binary, on loopback.
 
-    memory.py scrapes BINARY          100k series: median of 21 curl scrapes (plain, gzip), then RSS
-                                      before/after two rounds of 50 concurrent scrapes
-    memory.py stalled BINARY N [gzip] 100k series: RSS with N clients that request /metrics and never read
-    memory.py idle BINARY N           RSS per idle StatsD TCP connection (N connections)
+    hardening.py scrapes BINARY          100k series: median of 21 curl scrapes (plain, gzip), then RSS
+                                         before/after two rounds of 50 concurrent scrapes
+    hardening.py stalled BINARY N [gzip] 100k series: RSS with N clients that request /metrics, never read
+    hardening.py idle BINARY N           RSS per idle StatsD TCP connection (N connections)
+    hardening.py fds BINARY              under `prlimit --nofile=1024:1024`, 1,100 idle StatsD TCP clients:
+                                         10 s of CPU and log output, a scrape, a new client's line
 
 Figures go to BENCHMARKS.md with the commit they were taken on. Needs curl.
 """
@@ -19,9 +21,9 @@ import time
 import urllib.request
 
 
-def start(binary):
+def start(binary, prefix=(), extra=()):
     proxy = subprocess.Popen(
-        [binary, "--statsd.listen-udp=", "--statsd.listen-tcp=127.0.0.1:0",
+        [*prefix, binary, *extra, "--statsd.listen-udp=", "--statsd.listen-tcp=127.0.0.1:0",
          "--web.listen-address=127.0.0.1:0", "--log.format=json", "--statsd.max-series=200000"],
         stderr=subprocess.PIPE, text=True)
     tcp = http = None
@@ -32,7 +34,12 @@ def start(binary):
             tcp = m.group(1)
         if m and "HTTP" in line:
             http = m.group(1)
-    threading.Thread(target=lambda: [None for _ in proxy.stderr], daemon=True).start()
+    proxy.log_bytes = 0
+
+    def drain():
+        for rest in proxy.stderr:
+            proxy.log_bytes += len(rest)
+    threading.Thread(target=drain, daemon=True).start()
     return proxy, tcp, http
 
 
@@ -112,6 +119,46 @@ def idle(binary, n):
     del conns
 
 
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def fds(binary):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    proxy, tcp, http = start(binary, ["prlimit", "--nofile=1024:1024"], ["--statsd.tcp-idle-timeout=0"])
+    clients = []
+    for _ in range(1100):
+        try:
+            clients.append(socket.create_connection(addr(tcp), timeout=2))
+        except OSError:
+            pass
+    time.sleep(1)
+    t0, c0, l0 = time.time(), cpu_seconds(proxy.pid), proxy.log_bytes
+    time.sleep(10)
+    t1, c1, l1 = time.time(), cpu_seconds(proxy.pid), proxy.log_bytes
+    start_scrape = time.time()
+    try:
+        get(http, False)
+        scrape = f"{(time.time() - start_scrape) * 1000:.0f} ms"
+    except OSError as e:
+        scrape = f"failed: {e}"
+    arrived = False
+    try:
+        live = socket.create_connection(addr(tcp), timeout=5)
+        live.sendall(b"fdtest_live:1|c\n")
+        for _ in range(50):
+            time.sleep(0.1)
+            if b"\nfdtest_live 1" in get(http, False):
+                arrived = True
+                break
+    except OSError:
+        pass
+    print(f"{len(clients)} idle clients: CPU {(c1 - c0) / (t1 - t0):.3f} of a core, logs {(l1 - l0) / (t1 - t0):.0f} B/s, "
+          f"scrape {scrape}, new client's line {'arrives' if arrived else 'lost'}")
+    proxy.kill()
+
+
 if __name__ == "__main__":
     mode, binary = sys.argv[1], sys.argv[2]
     if mode == "scrapes":
@@ -120,5 +167,7 @@ if __name__ == "__main__":
         stalled(binary, int(sys.argv[3]), sys.argv[4:] == ["gzip"])
     elif mode == "idle":
         idle(binary, int(sys.argv[3]))
+    elif mode == "fds":
+        fds(binary)
     else:
         sys.exit(__doc__)
