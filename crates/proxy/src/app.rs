@@ -149,6 +149,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Arc::clone(&store),
         telemetry.clone(),
         config.cache_size,
+        config.series_cache_size(),
         relay,
     );
 

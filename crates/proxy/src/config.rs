@@ -170,4 +170,16 @@ impl Config {
             clock: Arc::new(SystemClock),
         }
     }
+
+    /// Entries each UDP or unixgram worker's series cache may grow to (see [`crate::series_cache`]):
+    /// the series limit (each entry leads to one series; a name sent in several spellings takes one
+    /// entry each, and the least recently used goes first), or [`statsd_store::DEFAULT_MAX_SERIES`]
+    /// when the store is unlimited; never less than `--statsd.cache-size`.
+    pub fn series_cache_size(&self) -> usize {
+        let series = match self.store.limits.max_series {
+            0 => statsd_store::DEFAULT_MAX_SERIES,
+            n => n,
+        };
+        series.max(self.cache_size)
+    }
 }

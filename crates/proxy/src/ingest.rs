@@ -15,6 +15,7 @@ use statsd_store::Store;
 
 use crate::relay::RelayQueue;
 use crate::route::{self, Labels, Route, metric_type};
+use crate::series_cache::{SeriesCache, Target};
 use crate::telemetry::{Tally, Telemetry};
 
 /// Shared, immutable ingest state: the parser configuration, the mapping, the store and the
@@ -28,13 +29,16 @@ pub struct Ingest {
     store: Arc<Store>,
     telemetry: Telemetry,
     cache_size: usize,
+    series_cache_size: usize,
 }
 
 /// Per-task scratch space, reused for every line a receive task handles: the escaped-name buffer,
-/// the task's mapping cache (so a cache hit takes no lock), and the counts not yet published.
+/// the task's series and mapping caches (so a cache hit takes no lock), and the counts not yet
+/// published.
 #[derive(Debug)]
 pub struct Scratch {
     name: String,
+    series: SeriesCache,
     cache: MappingCache,
     tally: Tally,
     /// Lines to relay, `\n`-terminated, handed over at [`Ingest::publish`].
@@ -43,19 +47,26 @@ pub struct Scratch {
     /// `statsd_metric_mapper_cache_length`, and how much of it is this cache's (taken back on drop).
     cache_length: prometheus::IntGauge,
     cache_length_published: i64,
+    /// `statsd_proxy_series_cache_length`, and how much of it is this cache's.
+    series_cache_length: prometheus::IntGauge,
+    series_cache_length_published: i64,
 }
 
 impl Scratch {
-    /// Scratch space with a mapping cache of `cache_size` results (0: no cache).
-    fn new(cache_size: usize, cache_length: prometheus::IntGauge) -> Self {
+    /// Scratch space with a series cache of `series_cache_size` entries and a mapping cache of
+    /// `cache_size` results (0: no cache).
+    fn new(series_cache_size: usize, cache_size: usize, telemetry: &Telemetry) -> Self {
         Self {
             name: String::new(),
+            series: SeriesCache::new(series_cache_size),
             cache: MappingCache::new(cache_size),
             tally: Tally::default(),
             relay: Vec::new(),
             relay_lines: 0,
-            cache_length,
+            cache_length: telemetry.cache_length.clone(),
             cache_length_published: 0,
+            series_cache_length: telemetry.series_cache_length.clone(),
+            series_cache_length_published: 0,
         }
     }
 }
@@ -63,18 +74,31 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         self.cache_length.sub(self.cache_length_published);
+        self.series_cache_length
+            .sub(self.series_cache_length_published);
+    }
+}
+
+/// Moves `gauge` by how much `length` differs from what was `published`.
+fn publish_length(gauge: &prometheus::IntGauge, published: &mut i64, length: usize) {
+    let length = i64::try_from(length).unwrap_or(i64::MAX);
+    if length != *published {
+        gauge.add(length - *published);
+        *published = length;
     }
 }
 
 impl Ingest {
-    /// Ingest into `store` through `mapper` (swapped on reload), with `parser`'s dialects, counting in `telemetry`;
-    /// each receive task caches up to `cache_size` mapping results.
+    /// Ingest into `store` through `mapper` (swapped on reload), with `parser`'s dialects, counting in
+    /// `telemetry`; each receive task caches up to `cache_size` mapping results, and each worker (see
+    /// [`Ingest::worker_scratch`]) up to `series_cache_size` series.
     pub fn new(
         parser: Parser,
         mapper: Arc<ArcSwap<Mapper>>,
         store: Arc<Store>,
         telemetry: Telemetry,
         cache_size: usize,
+        series_cache_size: usize,
         relay: Option<RelayQueue>,
     ) -> Self {
         Self {
@@ -84,12 +108,20 @@ impl Ingest {
             store,
             telemetry,
             cache_size,
+            series_cache_size,
         }
     }
 
-    /// Scratch space for one receive task (its own mapping cache).
+    /// Scratch space for a receive task of which there may be many (a TCP connection): its series
+    /// cache holds as many entries as its mapping cache.
     pub fn scratch(&self) -> Scratch {
-        Scratch::new(self.cache_size, self.telemetry.cache_length.clone())
+        Scratch::new(self.cache_size, self.cache_size, &self.telemetry)
+    }
+
+    /// Scratch space for one of the few long-lived workers (UDP, unixgram), whose series cache may
+    /// grow to the whole live name set.
+    pub fn worker_scratch(&self) -> Scratch {
+        Scratch::new(self.series_cache_size, self.cache_size, &self.telemetry)
     }
 
     /// Handles one packet (one or more `\n`-separated lines) and publishes its counts.
@@ -142,16 +174,24 @@ impl Ingest {
 
     /// Publishes the counts gathered in `scratch` (TCP calls this per read, UDP per packet).
     pub fn publish(&self, scratch: &mut Scratch) {
+        // statsd_exporter's `statsd_metric_mapper_cache_*` count a lookup of every sample's mapping: here
+        // a series-cache hit found it too (the mapping cache is asked on a series-cache miss only).
         let (gets, hits) = scratch.cache.take_stats();
-        scratch.tally.cache_gets += gets;
-        scratch.tally.cache_hits += hits;
-        let length = i64::try_from(scratch.cache.len()).unwrap_or(i64::MAX);
-        if length != scratch.cache_length_published {
-            scratch
-                .cache_length
-                .add(length - scratch.cache_length_published);
-            scratch.cache_length_published = length;
-        }
+        let (lookups, series_hits) = scratch.series.take_stats();
+        scratch.tally.cache_gets += gets + series_hits;
+        scratch.tally.cache_hits += hits + series_hits;
+        scratch.tally.series_cache_lookups += lookups;
+        scratch.tally.series_cache_hits += series_hits;
+        publish_length(
+            &scratch.cache_length,
+            &mut scratch.cache_length_published,
+            scratch.cache.len(),
+        );
+        publish_length(
+            &scratch.series_cache_length,
+            &mut scratch.series_cache_length_published,
+            scratch.series.len(),
+        );
         self.telemetry.flush(&mut scratch.tally);
         if let Some(relay) = &self.relay
             && scratch.relay_lines > 0
@@ -173,8 +213,40 @@ impl Ingest {
         }
         let mapper = self.mapper.load();
         let Scratch {
-            name, cache, tally, ..
+            name,
+            series: series_cache,
+            cache,
+            tally,
+            ..
         } = scratch;
+        if let Some(target) = series_cache.get(mapper.generation(), sample) {
+            match target {
+                Target::Dropped => tally.actions_drop += 1,
+                Target::EmptyName => self.telemetry.empty_metric_name(),
+                Target::Series {
+                    series,
+                    scale,
+                    mapped,
+                } => {
+                    if *mapped {
+                        tally.actions_map += 1;
+                    } else {
+                        tally.unmapped += 1;
+                    }
+                    let (update, events) = route::update_for(sample, *scale);
+                    let kind = series.kind();
+                    match self.store.update_series(series, update) {
+                        Ok(()) => tally.events(kind, events),
+                        Err(refusal) => {
+                            let name = series.name();
+                            tracing::debug!(metric = %name, %refusal, "event refused");
+                            self.telemetry.refused(refusal, kind, name);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let mut labels: Labels<'_> = sample
             .tags
             .iter()
@@ -182,20 +254,35 @@ impl Ingest {
             .collect();
         let mapped = cache.map(&mapper, sample.name, metric_type(sample.kind));
         match route::resolve(&mapper, mapped, sample, &mut labels, name) {
-            Route::Dropped { .. } => tally.actions_drop += 1,
-            Route::EmptyName { .. } => self.telemetry.empty_metric_name(),
+            Route::Dropped { .. } => {
+                tally.actions_drop += 1;
+                series_cache.insert(Target::Dropped);
+            }
+            Route::EmptyName { .. } => {
+                self.telemetry.empty_metric_name();
+                series_cache.insert(Target::EmptyName);
+            }
             Route::Series(series) => {
-                if series.rule.is_some() {
+                let mapped = series.rule.is_some();
+                if mapped {
                     tally.actions_map += 1;
                 } else {
                     tally.unmapped += 1;
                 }
                 let kind = series.update.kind(series.spec);
+                let scale = series.rule.and_then(|r| r.scale);
                 match self
                     .store
-                    .update(series.name, &mut labels, series.update, series.spec)
+                    .update_ref(series.name, &mut labels, series.update, series.spec)
                 {
-                    Ok(()) => tally.events(kind, series.events),
+                    Ok(reference) => {
+                        tally.events(kind, series.events);
+                        series_cache.insert(Target::Series {
+                            series: reference,
+                            scale,
+                            mapped,
+                        });
+                    }
                     Err(refusal) => {
                         tracing::debug!(metric = %series.name, %refusal, "event refused");
                         self.telemetry.refused(refusal, kind, series.name);

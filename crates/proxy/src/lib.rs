@@ -32,5 +32,6 @@ pub mod mappings;
 pub mod relay;
 pub mod route;
 pub mod scrape;
+pub mod series_cache;
 pub mod state;
 pub mod telemetry;

@@ -98,7 +98,8 @@ pub fn resolve<'m, 's>(
 
 /// The store update a sample makes (values multiplied by the rule's `scale`), and how many events it
 /// stands for (a sampled observation counts `floor(1/rate)` times).
-fn update_for<'a>(sample: &Sample<'_, 'a>, scale: Option<f64>) -> (Update<'a>, u64) {
+#[inline]
+pub fn update_for<'a>(sample: &Sample<'_, 'a>, scale: Option<f64>) -> (Update<'a>, u64) {
     let scaled = |v: f64| scale.map_or(v, |s| v * s);
     match sample.kind {
         SampleKind::Counter => (Update::Add(scaled(sample.counter_increment())), 1),

@@ -165,6 +165,10 @@ fn self_metrics_that_dashboards_query_are_exposed() {
     assert_eq!(m.get("statsd_metric_mapper_cache_gets_total"), Some(&3.0));
     assert_eq!(m.get("statsd_metric_mapper_cache_hits_total"), Some(&2.0));
     assert_eq!(m.get("statsd_metric_mapper_cache_length"), Some(&1.0));
+    // Ours: the series cache in front of it (the first sample missed, the next two hit).
+    assert_eq!(m.get("statsd_proxy_series_cache_lookups_total"), Some(&3.0));
+    assert_eq!(m.get("statsd_proxy_series_cache_hits_total"), Some(&2.0));
+    assert_eq!(m.get("statsd_proxy_series_cache_length"), Some(&1.0));
     let build_info: Vec<&String> = m
         .keys()
         .filter(|k| k.starts_with("statsd_exporter_build_info{"))

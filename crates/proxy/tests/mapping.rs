@@ -244,7 +244,8 @@ fn a_bad_mapping_file_never_starts_the_proxy() {
 
 /// A rule's `ttl` reaches the store: an idle series disappears from /metrics once the store's clock
 /// (a manual one here: no waiting for real minutes) is past its TTL and the sweeper has run, a series
-/// without TTL stays, and the expired name can come back.
+/// without TTL stays, and the expired name can come back (through the worker's series cache, whose
+/// reference to the expired series is then stale and replaced).
 #[test]
 fn ttl_from_the_mapping_expires_idle_series() {
     let dir = std::env::temp_dir().join(format!("statsd-proxy-ttl-{}", std::process::id()));

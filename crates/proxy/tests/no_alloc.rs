@@ -52,6 +52,7 @@ fn ingest() -> Ingest {
         Arc::new(Store::new()),
         Telemetry::new(),
         1000,
+        100_000,
         None,
     )
 }

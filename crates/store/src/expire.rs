@@ -29,6 +29,7 @@ impl Store {
                     });
                 members.list = keep;
                 for series in &gone {
+                    series.removed.store(true, Ordering::Relaxed);
                     let mut shard = self
                         .series_shard(series.hash)
                         .write()

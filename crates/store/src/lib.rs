@@ -66,6 +66,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use kind::{Config, Kind, Limits, Refusal, Update};
 pub use render::Scrape;
 use series::{FamilyMap, ShardMap};
+pub use update::SeriesRef;
 
 pub use set::{DEFAULT_SET_WINDOW, Set};
 pub use statsd_spec::{DEFAULT_HELP, Observer, Spec, SummaryOptions};

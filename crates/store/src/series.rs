@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -94,6 +94,8 @@ pub(crate) struct Series {
     pub(crate) last_seen: AtomicU64,
     /// Milliseconds of inactivity after which the series is removed (0: never).
     pub(crate) ttl_ms: u64,
+    /// Set once the series has left the store (expired): a [`crate::SeriesRef`] to it is stale.
+    pub(crate) removed: AtomicBool,
 }
 
 /// The series of one family, in render order once sorted.

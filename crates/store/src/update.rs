@@ -1,7 +1,7 @@
 //! Updating a series, and creating it (with its family) the first time: the hot path and its checks.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use parking_lot::Mutex;
@@ -16,6 +16,51 @@ use crate::{
     Summary, Update,
 };
 
+/// A series an update reached, to update it again without looking it up ([`Store::update_series`]):
+/// what a per-worker cache keeps, keyed by whatever identified the series before mapping.
+///
+/// A reference stays valid as long as the series is in the store. Once the series expires the
+/// reference is stale ([`SeriesRef::is_live`] turns false) and the caller must go through
+/// [`Store::update_ref`] again, which creates a new series.
+#[derive(Debug, Clone)]
+pub struct SeriesRef(Arc<Series>);
+
+impl SeriesRef {
+    /// The series is still in the store.
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        !self.0.removed.load(Ordering::Relaxed)
+    }
+
+    /// The series' kind.
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        self.0.family.kind
+    }
+
+    /// The series' metric name.
+    pub fn name(&self) -> &str {
+        &self.0.family.name
+    }
+}
+
+/// Refuses updates no series may take: a negative counter increment, a value that is not finite.
+#[inline]
+fn check(update: &Update<'_>) -> Result<(), Refusal> {
+    if let Update::Add(v) = *update
+        && v < 0.0
+    {
+        return Err(Refusal::NegativeCounter);
+    }
+    if let Update::Add(v) | Update::Set(v) | Update::Delta(v) | Update::Observe { value: v, .. } =
+        *update
+        && !v.is_finite()
+    {
+        return Err(Refusal::Overflow);
+    }
+    Ok(())
+}
+
 impl Store {
     /// Applies `update` to the series `name{labels}`, creating it from `spec` if needed. `labels` is
     /// sorted by name in place (names must be unique).
@@ -26,20 +71,43 @@ impl Store {
         update: Update<'_>,
         spec: &Spec,
     ) -> Result<(), Refusal> {
+        self.update_inner(name, labels, update, spec, |_| ())
+    }
+
+    /// Like [`Store::update`], and returns a reference to the series updated, for
+    /// [`Store::update_series`].
+    pub fn update_ref(
+        &self,
+        name: &str,
+        labels: &mut [(&str, &str)],
+        update: Update<'_>,
+        spec: &Spec,
+    ) -> Result<SeriesRef, Refusal> {
+        self.update_inner(name, labels, update, spec, |s| SeriesRef(Arc::clone(s)))
+    }
+
+    /// Applies `update` to a series found before by [`Store::update_ref`] with the same spec and an
+    /// update of the same kind (the caller's cache guarantees both), without looking it up. A stale
+    /// reference (see [`SeriesRef::is_live`]) updates a series no scrape shows.
+    #[inline]
+    pub fn update_series(&self, series: &SeriesRef, update: Update<'_>) -> Result<(), Refusal> {
+        check(&update)?;
+        self.apply(&series.0, update)
+    }
+
+    #[inline]
+    fn update_inner<T>(
+        &self,
+        name: &str,
+        labels: &mut [(&str, &str)],
+        update: Update<'_>,
+        spec: &Spec,
+        found: impl FnOnce(&Arc<Series>) -> T,
+    ) -> Result<T, Refusal> {
         if name.is_empty() {
             return Err(Refusal::EmptyName);
         }
-        if let Update::Add(v) = update
-            && v < 0.0
-        {
-            return Err(Refusal::NegativeCounter);
-        }
-        if let Update::Add(v) | Update::Set(v) | Update::Delta(v) | Update::Observe { value: v, .. } =
-            update
-            && !v.is_finite()
-        {
-            return Err(Refusal::Overflow);
-        }
+        check(&update)?;
         let kind = update.kind(spec);
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let key = Key { name, labels };
@@ -54,10 +122,11 @@ impl Store {
                     .iter()
                     .find(|s| *s.family.name == *name && label_set_matches(&s.rendered, labels))
             }) {
-                return self.apply_existing(series, kind, update, spec);
+                self.apply_existing(series, kind, update, spec)?;
+                return Ok(found(series));
             }
         }
-        self.create(hash, key, kind, update, spec)
+        self.create(hash, key, kind, update, spec, found)
     }
 
     fn apply_existing(
@@ -71,6 +140,7 @@ impl Store {
         self.apply(series, update)
     }
 
+    #[inline]
     fn apply(&self, series: &Series, update: Update<'_>) -> Result<(), Refusal> {
         series
             .last_seen
@@ -139,14 +209,15 @@ impl Store {
     }
 
     /// The slow path: a series seen for the first time.
-    fn create(
+    fn create<T>(
         &self,
         hash: u64,
         key: Key<'_>,
         kind: Kind,
         update: Update<'_>,
         spec: &Spec,
-    ) -> Result<(), Refusal> {
+        found: impl FnOnce(&Arc<Series>) -> T,
+    ) -> Result<T, Refusal> {
         if key.labels.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Refusal::DuplicateLabel);
         }
@@ -192,7 +263,8 @@ impl Store {
                 let series = Arc::clone(series);
                 drop(shard);
                 drop(members);
-                return self.apply_existing(&series, kind, update, spec);
+                self.apply_existing(&series, kind, update, spec)?;
+                return Ok(found(&series));
             }
             let per_metric = self.config.limits.max_series_per_metric;
             if per_metric > 0 && members.list.len() >= per_metric {
@@ -236,15 +308,17 @@ impl Store {
                 state,
                 last_seen: AtomicU64::new(0),
                 ttl_ms,
+                removed: AtomicBool::new(false),
             });
             // A new series starts at zero: adding a finite value cannot overflow.
             let _ = self.apply(&series, update);
             bucket.push(Arc::clone(&series));
             drop(shard);
+            let result = found(&series);
             members.list.push(series);
             members.sorted = false;
             members.has_ttl |= ttl_ms > 0;
-            return Ok(());
+            return Ok(result);
         }
     }
 }

@@ -105,7 +105,7 @@ fn receive(socket: &UdpSocket, stop: &AtomicBool, ingest: &Ingest, telemetry: &T
     let mut buffers: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect();
     // `()`: the kernel does not copy each sender's address out (we never use it).
     let mut headers = MultiHeaders::<()>::preallocate(BATCH, None);
-    let mut scratch = ingest.scratch();
+    let mut scratch = ingest.worker_scratch();
     let mut lengths = [0usize; BATCH];
     while !stop.load(Ordering::Relaxed) {
         let received = {

@@ -45,7 +45,7 @@ pub async fn receive(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut scratch = ingest.scratch();
+    let mut scratch = ingest.worker_scratch();
     loop {
         tokio::select! {
             biased;

@@ -93,6 +93,12 @@ pub struct Telemetry {
     cache_hits: IntCounter,
     /// `statsd_metric_mapper_cache_length`: results cached, summed over the workers' caches.
     pub cache_length: IntGauge,
+    /// `statsd_proxy_series_cache_lookups_total` and `_hits_total`: series-cache lookups of every
+    /// worker (see [`crate::series_cache`]).
+    series_cache_lookups: IntCounter,
+    series_cache_hits: IntCounter,
+    /// `statsd_proxy_series_cache_length`: entries, summed over the workers' series caches.
+    pub series_cache_length: IntGauge,
     /// `statsd_proxy_mapping_warnings`: warnings of the mapping file in use (0 for the embedded one).
     mapping_warnings: IntGauge,
     /// `statsd_proxy_tcp_connections_evicted_total`: over `--statsd.tcp-max-connections`.
@@ -242,6 +248,22 @@ impl Telemetry {
                 "statsd_metric_mapper_cache_length",
                 "The count of unique metrics currently cached.",
             ),
+            series_cache_lookups: counter(
+                &r,
+                "statsd_proxy_series_cache_lookups_total",
+                "Samples looked up in the workers' series caches (name, type and tags as received, to \
+                 the series they update).",
+            ),
+            series_cache_hits: counter(
+                &r,
+                "statsd_proxy_series_cache_hits_total",
+                "Series-cache lookups that found the series (no mapping, no store lookup).",
+            ),
+            series_cache_length: gauge(
+                &r,
+                "statsd_proxy_series_cache_length",
+                "Entries in the workers' series caches.",
+            ),
             mapping_warnings: gauge(
                 &r,
                 "statsd_proxy_mapping_warnings",
@@ -341,6 +363,8 @@ impl Telemetry {
             (&self.actions_drop, t.actions_drop),
             (&self.cache_gets, t.cache_gets),
             (&self.cache_hits, t.cache_hits),
+            (&self.series_cache_lookups, t.series_cache_lookups),
+            (&self.series_cache_hits, t.series_cache_hits),
         ] {
             if n > 0 {
                 counter.inc_by(n);

@@ -28,6 +28,10 @@ pub struct Tally {
     pub cache_gets: u64,
     /// See `cache_gets`.
     pub cache_hits: u64,
+    /// Series-cache lookups and hits.
+    pub series_cache_lookups: u64,
+    /// See `series_cache_lookups`.
+    pub series_cache_hits: u64,
 }
 
 impl Tally {
