@@ -1,5 +1,5 @@
-//! The series store: updates of existing series (1 and 2 threads) and scrape rendering (10k, 100k, 1M
-//! series). `cargo bench -p statsd-benches --bench store`; see BENCHMARKS.md for the figures.
+//! The series store: updates of existing series (1 and 2 threads), scrape rendering (10k, 100k, 1M
+//! series) and summary observations. `cargo bench -p statsd-benches --bench store`; see BENCHMARKS.md for the figures.
 //!
 //! Series shape: counters in 100 families (`metric_0` … `metric_99`), two labels each
 //! (`controller`, `action`), the shape of Mastodon's controller metrics.
@@ -144,5 +144,27 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, updates, render);
+/// Timer observations into one summary (default objectives and window): the cost per observation,
+/// buffering and merging into the age-bucket streams included.
+fn summary(c: &mut Criterion) {
+    let mut group = c.benchmark_group("summary");
+    const N: u64 = 10_000;
+    group.throughput(Throughput::Elements(N));
+    // Latency-like values: a deterministic spread over three orders of magnitude.
+    let values: Vec<f64> = (0..N)
+        .map(|i| 0.001 * (1.0 + ((i * 7919) % 1000) as f64))
+        .collect();
+    let now = Instant::now();
+    let mut s = statsd_store::Summary::new(Arc::new(statsd_store::SummaryOptions::default()), now);
+    group.bench_function("observe", |b| {
+        b.iter(|| {
+            for &v in &values {
+                s.observe(black_box(v), 1, now);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, updates, render, summary);
 criterion_main!(benches);

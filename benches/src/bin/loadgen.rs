@@ -2,10 +2,11 @@
 //! sink, and compares the proxy against that sink on the same traffic.
 //!
 //! ```text
-//! loadgen send    --target 127.0.0.1:9125 [--rate LINES/S] [--lines-per-datagram N] [--seconds S]
+//! loadgen send    --target 127.0.0.1:9125 [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
+//!                 [--seconds S]
 //! loadgen sink    --listen 127.0.0.1:9999 [--seconds S]        # prints what it received and its CPU
-//! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N] [--proxy PATH]
-//!                 [--mapping FILE] [--workers N]
+//! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
+//!                 [--proxy PATH] [--mapping FILE] [--workers N]
 //! ```
 //!
 //! `compare` runs, one after the other on the same traffic: the sink (a child process), then the proxy
@@ -68,9 +69,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Datagrams of `per` lines each from the Mastodon corpus.
-fn datagrams(per: usize) -> Vec<Vec<u8>> {
-    let lines = statsd_benches::mastodon_lines();
+/// Datagrams of `per` lines each from the Mastodon corpus, in the default namespace, or spread over
+/// `namespaces` instances (`Mastodon.instance0` …, their lines interleaved) when it is above 1.
+fn datagrams(per: usize, namespaces: usize) -> Vec<Vec<u8>> {
+    let lines = if namespaces > 1 {
+        let each: Vec<Vec<String>> = (0..namespaces)
+            .map(|i| statsd_benches::mastodon_lines_in(&format!("Mastodon.instance{i}")))
+            .collect();
+        let len = each[0].len();
+        (0..len * namespaces)
+            .map(|k| each[k % namespaces][k / namespaces].clone())
+            .collect()
+    } else {
+        statsd_benches::mastodon_lines()
+    };
     (0..lines.len())
         .map(|i| {
             (0..per)
@@ -83,13 +95,13 @@ fn datagrams(per: usize) -> Vec<Vec<u8>> {
 }
 
 /// Sends for `seconds` at `rate` lines/s (0: as fast as possible); returns (datagrams, lines) sent.
-fn send(target: SocketAddr, rate: u64, per: usize, seconds: f64) -> (u64, u64) {
+fn send(target: SocketAddr, rate: u64, per: usize, namespaces: usize, seconds: f64) -> (u64, u64) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
     let SocketAddr::V4(v4) = target else {
         panic!("the load generator sends over IPv4 loopback");
     };
     let dest = SockaddrIn::from(v4);
-    let payloads = datagrams(per);
+    let payloads = datagrams(per, namespaces);
     let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
     let addrs = vec![Some(dest); BATCH];
     let start = Instant::now();
@@ -202,6 +214,7 @@ fn compare(args: &[String]) {
     let seconds: f64 = arg(args, "--seconds", 5.0);
     let rate: u64 = arg(args, "--rate", 0);
     let per: usize = arg(args, "--lines-per-datagram", 1);
+    let namespaces: usize = arg(args, "--namespaces", 1);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let proxy = arg_str(args, "--proxy").unwrap_or_else(|| {
         root.join("target/release/statsd-proxy")
@@ -236,7 +249,7 @@ fn compare(args: &[String]) {
         .strip_prefix("ready ")
         .and_then(|a| a.parse().ok())
         .expect("sink address");
-    let (_, sink_sent_lines) = send(sink_addr, rate, per, seconds);
+    let (_, sink_sent_lines) = send(sink_addr, rate, per, namespaces, seconds);
     line.clear();
     out.read_line(&mut line).expect("sink report");
     let _ = sink_child.wait();
@@ -278,6 +291,7 @@ fn compare(args: &[String]) {
         format!("127.0.0.1:{udp}").parse().expect("address"),
         rate,
         per,
+        namespaces,
         seconds,
     );
     // Let the proxy drain its socket: wait until its count stops moving.
@@ -300,7 +314,7 @@ fn compare(args: &[String]) {
     let sink_per = sink_cpu / sink_datagrams * 1e6;
     let proxy_per = proxy_cpu / accounted * 1e6;
     println!(
-        "seconds {seconds}, rate {}, lines per datagram {per}",
+        "seconds {seconds}, rate {}, lines per datagram {per}, namespaces {namespaces}",
         if rate == 0 {
             "max".to_string()
         } else {
@@ -316,9 +330,11 @@ fn compare(args: &[String]) {
          CPU {proxy_cpu:.3} s (user {proxy_user:.2}, system {proxy_system:.2}) = {proxy_per:.3} s per million lines, RSS {rss} KiB"
     );
     println!(
-        "ratios: accepted/sink-received {:.3}; proxy CPU per line / sink CPU per datagram {:.3}",
+        "ratios: accepted/sink-received {:.3}; proxy CPU per line / sink CPU per datagram {:.3}; \
+         proxy CPU per line / sink CPU per line {:.2}",
         accounted / sink_lines,
-        proxy_per / sink_per
+        proxy_per / sink_per,
+        proxy_per / (sink_cpu / sink_lines * 1e6)
     );
 }
 
@@ -333,6 +349,7 @@ fn main() {
                 target,
                 arg(&args, "--rate", 0),
                 arg(&args, "--lines-per-datagram", 1),
+                arg(&args, "--namespaces", 1),
                 arg(&args, "--seconds", 5.0),
             );
             println!("sent {d} datagrams, {l} lines");

@@ -120,30 +120,30 @@ impl Stream {
         });
     }
 
-    /// CKMS compression of `entries` (sorted, `n` observations in all), in place.
+    /// CKMS compression of `entries` (sorted, `n` observations in all), in place, in one pass: from the
+    /// highest entry down, each entry is folded into the kept one above it when the invariant allows,
+    /// else kept; kept entries are packed towards the end and the folded ones dropped in one move at
+    /// the end (removing each in place made a compression quadratic in the stream's size).
     fn compress(targets: &[(f64, f64)], n: f64, entries: &mut Vec<Entry>) {
         if entries.len() < 2 {
             return;
         }
-        let mut xi = entries.len() - 1;
-        let mut x = entries[xi];
-        let mut r = n - 1.0 - f64::from(x.width);
-        let mut i = entries.len() - 1;
-        while i > 0 {
-            i -= 1;
+        // `entries[w]` is the kept entry the next lower one may fold into; `entries[w..]` are kept.
+        let mut w = entries.len() - 1;
+        let mut r = n - 1.0 - f64::from(entries[w].width);
+        for i in (0..entries.len() - 1).rev() {
             let c = entries[i];
+            let x = entries[w];
             let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta);
             if merged <= Self::invariant(targets, n, r) {
-                x.width = x.width.saturating_add(c.width);
-                entries[xi] = x;
-                entries.remove(i);
-                xi -= 1;
+                entries[w].width = x.width.saturating_add(c.width);
             } else {
-                x = c;
-                xi = i;
+                w -= 1;
+                entries[w] = c;
             }
             r -= f64::from(c.width);
         }
+        entries.drain(..w);
     }
 
     /// The estimate for quantile `q` (the stream must not be empty).
