@@ -1,8 +1,9 @@
 //! Mapping cost per StatsD name: glob rules (10 and 100), the community Mastodon mapping's 12 regex
-//! rules, each uncached (`Mapper::map`) and through the per-worker cache (`MappingCache`, warm).
+//! rules, the shipped `mappings/mastodon.yaml` (its regex rules and globs), each uncached
+//! (`Mapper::map`) and through the per-worker cache (`MappingCache`, warm).
 //!
 //! `cargo bench -p statsd-benches --bench mapping`; per-name medians are the iteration medians divided
-//! by the number of names (86 Mastodon names), see BENCHMARKS.md.
+//! by the number of names (94 Mastodon names), see BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use statsd_mapping::{Mapper, MappingCache, MetricType};
 
 const COMMUNITY: &str = include_str!("../../mappings/testdata/ipng-mastodon-mapping.yaml");
+const SHIPPED: &str = include_str!("../../mappings/mastodon.yaml");
 
 fn bench(c: &mut Criterion) {
     let names = statsd_benches::mastodon_names();
@@ -26,6 +28,10 @@ fn bench(c: &mut Criterion) {
         (
             "community_regex",
             Mapper::from_yaml(COMMUNITY, "community").expect("valid"),
+        ),
+        (
+            "shipped_mastodon",
+            Mapper::from_yaml(SHIPPED, "mastodon.yaml").expect("valid"),
         ),
     ];
     let mut group = c.benchmark_group("mapping");

@@ -24,7 +24,7 @@
 //!     .map("Mastodon.production.db.tables.statuses.queries.select.duration", MetricType::Observer)
 //!     .expect("matches");
 //! assert_eq!(m.name, "mastodon_db_operation");
-//! assert_eq!(m.labels, [("operation".to_string(), "select".to_string()), ("table".into(), "statuses".into())]);
+//! assert_eq!(m.labels[..], [("operation".into(), "select".to_string()), ("table".into(), "statuses".into())]);
 //! ```
 
 #![forbid(unsafe_code)]
@@ -39,6 +39,7 @@ pub mod glob;
 mod mapper;
 mod observer;
 mod positions;
+mod simple_regex;
 pub mod template;
 
 pub use cache::{DEFAULT_CACHE_SIZE, MappingCache};

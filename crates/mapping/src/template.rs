@@ -140,9 +140,17 @@ impl Template {
         }
     }
 
-    /// The expansion as a new string.
-    pub fn expand<'a>(&self, group: impl Fn(usize) -> Option<&'a str>) -> String {
-        let mut out = String::new();
+    /// The expansion as a new string (allocated once, at its exact length).
+    pub fn expand<'a>(&self, group: impl Fn(usize) -> Option<&'a str> + Copy) -> String {
+        let len = self
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Literal(l) => l.len(),
+                Piece::Group(g) => group(*g).map_or(0, str::len),
+            })
+            .sum();
+        let mut out = String::with_capacity(len);
         self.expand_into(&mut out, group);
         out
     }

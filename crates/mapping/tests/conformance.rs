@@ -129,7 +129,12 @@ fn check(row: &Row) -> Vec<String> {
         }
         let labels: BTreeMap<String, String> = got
             .as_ref()
-            .map(|m| m.labels.iter().cloned().collect())
+            .map(|m| {
+                m.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         if labels != e.labels {
             problems.push(format!("{at}: labels {labels:?}, want {:?}", e.labels));

@@ -529,7 +529,7 @@ fn unknown_and_duplicate_keys_do_not_change_the_rule() {
     assert_eq!(m.warnings().len(), 4, "{:?}", m.warnings());
     let got = m.map("a.b", MetricType::Counter).expect("matches");
     assert_eq!(got.name, "m_b");
-    assert_eq!(got.labels, [("k".to_string(), "b".to_string())]);
+    assert_eq!(got.labels[..], [("k".into(), "b".to_string())]);
     assert_eq!(m.rules()[0].spec.ttl, Duration::from_secs(60));
     assert!(
         m.strict_error()

@@ -6,6 +6,8 @@
 //! statsd_exporter merges them, the [`Spec`] it is created with, the store update with the rule's
 //! `scale` applied, and how many events it stands for). It does no I/O and counts nothing.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 use statsd_line::{Sample, SampleKind, escape_name_into};
 use statsd_mapping::{Action, Mapped, Mapper, MetricType, Rule};
@@ -121,14 +123,14 @@ pub fn update_for<'a>(sample: &Sample<'_, 'a>, scale: Option<f64>) -> (Update<'a
 /// says `honor_labels` (then the tag's value stays), as statsd_exporter does.
 fn merge_labels<'a>(
     labels: &mut Labels<'a>,
-    rule_labels: &'a [(String, String)],
+    rule_labels: &'a [(Arc<str>, String)],
     honor_labels: bool,
 ) {
     for (k, v) in rule_labels {
-        match labels.iter_mut().find(|(tk, _)| *tk == k.as_str()) {
+        match labels.iter_mut().find(|(tk, _)| *tk == &**k) {
             Some(existing) if !honor_labels => existing.1 = v.as_str(),
             Some(_) => {}
-            None => labels.push((k.as_str(), v.as_str())),
+            None => labels.push((&**k, v.as_str())),
         }
     }
 }

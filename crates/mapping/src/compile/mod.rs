@@ -243,7 +243,7 @@ fn compile(raw: RawConfig, mut ctx: Ctx<'_>) -> Result<Mapper, LoadError> {
             None => {
                 glob.add(&rule.pattern, i, rule.match_metric_type);
             }
-            Some(re) => regex.rules.push((i, re)),
+            Some(re) => regex.push(i, re),
         }
         rules.push(rule);
     }

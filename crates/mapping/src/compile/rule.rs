@@ -129,7 +129,7 @@ pub(super) fn compile_rule(
                 format!("invalid label name {label:?}: label names are letters, digits and `_`, not starting with a digit"),
             ));
         }
-        labels.push((label, Template::compile(&value, group_index)));
+        labels.push((Arc::from(label), Template::compile(&value, group_index)));
     }
     for t in std::iter::once(&name_template).chain(labels.iter().map(|(_, t)| t)) {
         if let Some(g) = t.max_group().filter(|&g| g > groups) {
