@@ -18,6 +18,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 /// Observations buffered before they are merged into the streams. The Go client buffers 500 per stream
 /// (and so answers exactly up to 500 observations per window); one small shared buffer keeps a summary
 /// series under 4 KiB, and merging 32 at a time into ~40 compressed entries costs little. Windows of up
@@ -45,6 +47,37 @@ fn count(x: f64) -> u32 {
     x.max(0.0) as u32
 }
 
+/// The targets' rank-error bounds, with their divisions done once per merge rather than per entry.
+struct Bounds(SmallVec<[(f64, f64, f64); 4]>);
+
+impl Bounds {
+    /// For each target `(q, ε)`: `q`, `2ε/q` and `2ε/(1−q)`.
+    fn new(targets: &[(f64, f64)]) -> Self {
+        Self(
+            targets
+                .iter()
+                .map(|&(q, e)| (q, 2.0 * e / q, 2.0 * e / (1.0 - q)))
+                .collect(),
+        )
+    }
+
+    /// The allowed rank uncertainty at rank `r` of `n`: the tightest of the targets' bounds
+    /// (`2εr/q` at or above rank `q·n`, `2ε(n−r)/(1−q)` below).
+    #[inline]
+    fn invariant(&self, n: f64, r: f64) -> f64 {
+        let mut m = f64::MAX;
+        for &(q, above, below) in &self.0 {
+            let f = if q * n <= r {
+                above * r
+            } else {
+                below * (n - r)
+            };
+            m = m.min(f);
+        }
+        m
+    }
+}
+
 /// A targeted CKMS stream.
 #[derive(Debug)]
 struct Stream {
@@ -66,24 +99,10 @@ impl Stream {
         self.entries = Vec::new();
     }
 
-    /// The allowed rank uncertainty at rank `r`: the tightest of the targets' bounds.
-    fn invariant(targets: &[(f64, f64)], n: f64, r: f64) -> f64 {
-        let mut m = f64::MAX;
-        for &(q, e) in targets {
-            let f = if q * n <= r {
-                2.0 * e * r / q
-            } else {
-                2.0 * e * (n - r) / (1.0 - q)
-            };
-            m = m.min(f);
-        }
-        m
-    }
-
     /// Merges a batch sorted by value, then compresses. The merge happens in a per-thread buffer and
     /// only the compressed result is copied back, so a stream keeps no merge slack, and merging
     /// allocates only when the compressed size reaches a new maximum.
-    fn merge(&mut self, targets: &[(f64, f64)], batch: &[(f64, f64)]) {
+    fn merge(&mut self, bounds: &Bounds, batch: &[(f64, f64)]) {
         if batch.is_empty() {
             return;
         }
@@ -98,7 +117,8 @@ impl Stream {
                 }
                 // An entry inserted between existing ones inherits their rank uncertainty.
                 let delta = if old.peek().is_some() {
-                    count(Self::invariant(targets, self.n, r).floor() - 1.0)
+                    // ⌊invariant⌋ − 1, at least 0 (the invariant is never negative).
+                    count(bounds.invariant(self.n, r)).saturating_sub(1)
                 } else {
                     0
                 };
@@ -111,7 +131,7 @@ impl Stream {
                 r += width;
             }
             merged.extend(old);
-            Self::compress(targets, self.n, merged);
+            Self::compress(bounds, self.n, merged);
             self.entries.clear();
             // Exact growth: a stream holds no spare capacity, and allocates only when its compressed
             // size reaches a new maximum (which grows logarithmically with the observations).
@@ -124,7 +144,7 @@ impl Stream {
     /// highest entry down, each entry is folded into the kept one above it when the invariant allows,
     /// else kept; kept entries are packed towards the end and the folded ones dropped in one move at
     /// the end (removing each in place made a compression quadratic in the stream's size).
-    fn compress(targets: &[(f64, f64)], n: f64, entries: &mut Vec<Entry>) {
+    fn compress(bounds: &Bounds, n: f64, entries: &mut Vec<Entry>) {
         if entries.len() < 2 {
             return;
         }
@@ -135,7 +155,7 @@ impl Stream {
             let c = entries[i];
             let x = entries[w];
             let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta);
-            if merged <= Self::invariant(targets, n, r) {
+            if merged <= bounds.invariant(n, r) {
                 entries[w].width = x.width.saturating_add(c.width);
             } else {
                 w -= 1;
@@ -151,9 +171,9 @@ impl Stream {
     /// The threshold is CKMS's `q·n + f(q·n)/2`. The Go implementation (perks) rounds both terms up,
     /// which over small streams lands one rank too high: with 100 observations its p99 is the maximum,
     /// a rank error of 0.01 where 0.001 is configured.
-    fn query(&self, targets: &[(f64, f64)], q: f64) -> f64 {
+    fn query(&self, bounds: &Bounds, q: f64) -> f64 {
         let qn = q * self.n;
-        let t = qn + Self::invariant(targets, self.n, qn) / 2.0;
+        let t = qn + bounds.invariant(self.n, qn) / 2.0;
         let mut p = self.entries[0];
         let mut r = 0.0;
         for &c in &self.entries[1..] {
@@ -222,8 +242,9 @@ impl Summary {
             return;
         }
         self.pending.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let bounds = Bounds::new(&self.options.quantiles);
         for stream in &mut self.streams {
-            stream.merge(&self.options.quantiles, &self.pending);
+            stream.merge(&bounds, &self.pending);
         }
         self.pending.clear();
     }
@@ -295,6 +316,7 @@ impl Summary {
             self.flush();
         }
         let targets = &self.options.quantiles;
+        let bounds = Bounds::new(targets);
         let head = &self.streams[self.head];
         let pending = &self.pending;
         targets.iter().map(move |&(q, _)| {
@@ -305,7 +327,7 @@ impl Summary {
                     exact(pending, q)
                 }
             } else {
-                head.query(targets, q)
+                head.query(&bounds, q)
             };
             (q, v)
         })
