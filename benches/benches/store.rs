@@ -1,5 +1,5 @@
-//! The series store: updates of existing series (1 and 2 threads), scrape rendering (10k, 100k, 1M
-//! series) and summary observations. `cargo bench -p statsd-benches --bench store`; see BENCHMARKS.md for the figures.
+//! The series store: updates of existing series (1 and 2 threads; shared, disjoint and one hot
+//! series), scrape rendering (10k, 100k, 1M series) and summary observations. `cargo bench -p statsd-benches --bench store`; see BENCHMARKS.md for the figures.
 //!
 //! Series shape: counters in 100 families (`metric_0` … `metric_99`), two labels each
 //! (`controller`, `action`), the shape of Mastodon's controller metrics.
@@ -75,40 +75,79 @@ fn updates(c: &mut Criterion) {
             .collect(),
     );
     let mut group = c.benchmark_group("store_update");
-    for threads in [1usize, 2] {
+    // Which series each thread updates: all of them from a different offset ("shared"), its own half
+    // ("disjoint"), or one and the same series ("one_series", the worst case of a hot counter).
+    for (case, threads) in [
+        ("existing_counter", 1usize),
+        ("existing_counter", 2),
+        ("disjoint", 2),
+        ("one_series", 2),
+    ] {
         group.throughput(Throughput::Elements(threads as u64));
-        group.bench_function(
-            BenchmarkId::new("existing_counter", format!("{threads}_threads")),
-            |b| {
-                b.iter_custom(|iters| {
-                    let per_thread = iters as usize;
-                    let handles: Vec<_> = (0..threads)
-                        .map(|t| {
-                            let store = Arc::clone(&store);
-                            let keys = Arc::clone(&keys);
-                            std::thread::spawn(move || {
-                                // Each thread walks the series from a different offset.
-                                let mine: Vec<_> = keys
+        group.bench_function(BenchmarkId::new(case, format!("{threads}_threads")), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = iters as usize;
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let store = Arc::clone(&store);
+                        let keys = Arc::clone(&keys);
+                        std::thread::spawn(move || {
+                            let mine: Vec<_> = match case {
+                                "disjoint" => {
+                                    keys.iter().skip(t).step_by(threads).cloned().collect()
+                                }
+                                "one_series" => vec![keys[0].clone()],
+                                _ => keys
                                     .iter()
                                     .cycle()
                                     .skip(t * 5000)
                                     .take(keys.len())
                                     .cloned()
-                                    .collect();
-                                run(&store, &mine, per_thread, &Spec::default())
-                            })
+                                    .collect(),
+                            };
+                            run(&store, &mine, per_thread, &Spec::default())
                         })
-                        .collect();
-                    // Wall time of the slowest thread: `threads` updates happen per iteration.
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("bench thread"))
-                        .max()
-                        .unwrap_or_default()
-                })
-            },
-        );
+                    })
+                    .collect();
+                // Wall time of the slowest thread: `threads` updates happen per iteration.
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("bench thread"))
+                    .max()
+                    .unwrap_or_default()
+            })
+        });
     }
+    group.finish();
+}
+
+/// The cached path: updates through a [`statsd_store::SeriesRef`] (what a worker's series cache holds),
+/// no lookup at all.
+fn updates_by_ref(c: &mut Criterion) {
+    let store = filled(10_000);
+    let spec = Spec::default();
+    let refs: Vec<statsd_store::SeriesRef> = (0..10_000)
+        .map(|i| {
+            let (c, a) = label_values(i / FAMILIES);
+            store
+                .update_ref(
+                    &format!("metric_{}", i % FAMILIES),
+                    &mut [("controller", &c), ("action", &a)],
+                    Update::Add(1.0),
+                    &spec,
+                )
+                .expect("within limits")
+        })
+        .collect();
+    let mut group = c.benchmark_group("store_update");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function(BenchmarkId::new("by_ref", "1_threads"), |b| {
+        b.iter(|| {
+            i = (i + 1) % refs.len();
+            store.update_series(black_box(&refs[i]), Update::Add(1.0))
+        })
+    });
     group.finish();
 }
 
@@ -166,5 +205,5 @@ fn summary(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, updates, render, summary);
+criterion_group!(benches, updates, updates_by_ref, render, summary);
 criterion_main!(benches);

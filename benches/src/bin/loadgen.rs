@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! loadgen send    --target 127.0.0.1:9125 [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
-//!                 [--seconds S]
+//!                 [--senders N] [--seconds S]
 //! loadgen sink    --listen 127.0.0.1:9999 [--seconds S]        # prints what it received and its CPU
 //! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
-//!                 [--proxy PATH] [--mapping FILE] [--workers N]
+//!                 [--senders N] [--proxy PATH] [--mapping FILE] [--workers N] [--reuseport]
 //! ```
 //!
 //! `compare` runs, one after the other on the same traffic: the sink (a child process), then the proxy
@@ -94,8 +94,37 @@ fn datagrams(per: usize, namespaces: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends for `seconds` at `rate` lines/s (0: as fast as possible); returns (datagrams, lines) sent.
-fn send(target: SocketAddr, rate: u64, per: usize, namespaces: usize, seconds: f64) -> (u64, u64) {
+/// Sends for `seconds` at `rate` lines/s in all (0: as fast as possible) from `senders` sockets (each
+/// its own thread and source port, as separate client processes would); returns (datagrams, lines).
+fn send(
+    target: SocketAddr,
+    rate: u64,
+    per: usize,
+    namespaces: usize,
+    seconds: f64,
+    senders: usize,
+) -> (u64, u64) {
+    let senders = senders.max(1);
+    let threads: Vec<_> = (0..senders)
+        .map(|_| {
+            let rate = rate / senders as u64;
+            std::thread::spawn(move || send_one(target, rate, per, namespaces, seconds))
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("sender thread"))
+        .fold((0, 0), |(d, l), (d1, l1)| (d + d1, l + l1))
+}
+
+/// One sender of [`send`].
+fn send_one(
+    target: SocketAddr,
+    rate: u64,
+    per: usize,
+    namespaces: usize,
+    seconds: f64,
+) -> (u64, u64) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
     let SocketAddr::V4(v4) = target else {
         panic!("the load generator sends over IPv4 loopback");
@@ -215,6 +244,8 @@ fn compare(args: &[String]) {
     let rate: u64 = arg(args, "--rate", 0);
     let per: usize = arg(args, "--lines-per-datagram", 1);
     let namespaces: usize = arg(args, "--namespaces", 1);
+    let senders: usize = arg(args, "--senders", 1);
+    let reuseport = args.iter().any(|a| a == "--reuseport");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let proxy = arg_str(args, "--proxy").unwrap_or_else(|| {
         root.join("target/release/statsd-proxy")
@@ -249,7 +280,7 @@ fn compare(args: &[String]) {
         .strip_prefix("ready ")
         .and_then(|a| a.parse().ok())
         .expect("sink address");
-    let (_, sink_sent_lines) = send(sink_addr, rate, per, namespaces, seconds);
+    let (_, sink_sent_lines) = send(sink_addr, rate, per, namespaces, seconds, senders);
     line.clear();
     out.read_line(&mut line).expect("sink report");
     let _ = sink_child.wait();
@@ -274,6 +305,9 @@ fn compare(args: &[String]) {
     if let Some(w) = workers {
         cmd.arg(format!("--statsd.udp-workers={w}"));
     }
+    if reuseport {
+        cmd.arg("--statsd.udp-reuseport");
+    }
     let mut child: Child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -293,6 +327,7 @@ fn compare(args: &[String]) {
         per,
         namespaces,
         seconds,
+        senders,
     );
     // Let the proxy drain its socket: wait until its count stops moving.
     let mut accounted = scrape_lines(http_addr);
@@ -314,7 +349,7 @@ fn compare(args: &[String]) {
     let sink_per = sink_cpu / sink_datagrams * 1e6;
     let proxy_per = proxy_cpu / accounted * 1e6;
     println!(
-        "seconds {seconds}, rate {}, lines per datagram {per}, namespaces {namespaces}",
+        "seconds {seconds}, rate {}, lines per datagram {per}, namespaces {namespaces}, senders {senders}",
         if rate == 0 {
             "max".to_string()
         } else {
@@ -351,6 +386,7 @@ fn main() {
                 arg(&args, "--lines-per-datagram", 1),
                 arg(&args, "--namespaces", 1),
                 arg(&args, "--seconds", 5.0),
+                arg(&args, "--senders", 1),
             );
             println!("sent {d} datagrams, {l} lines");
         }

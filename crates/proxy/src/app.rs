@@ -154,10 +154,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
 
     let read_buffer = config.read_buffer;
+    let reuse_port = config.udp_reuseport && config.udp_workers > 1;
     let udp = match &config.listen_udp {
-        Some(addr) => {
-            Some(bind_first("UDP", addr, |a| async move { udp::bind(a, read_buffer) }).await?)
-        }
+        Some(addr) => Some(
+            bind_first("UDP", addr, |a| async move {
+                udp::bind(a, read_buffer, reuse_port)
+            })
+            .await?,
+        ),
         None => None,
     };
     let tcp = match &config.listen_tcp {
@@ -178,14 +182,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let http_addr = web
         .local_addr()
         .map_err(bind_err("web", &config.web_listen_address))?;
-    let udp_inodes: Vec<u64> = udp.iter().filter_map(udp::inode).collect();
+    // With --statsd.udp-reuseport, one more socket per further worker, on the address the first got.
+    let udp: Option<Vec<std::net::UdpSocket>> = match (udp, udp_addr) {
+        (Some(first), Some(addr)) if reuse_port => {
+            let mut sockets = vec![first];
+            for _ in 1..config.udp_workers {
+                sockets.push(
+                    udp::bind(addr, read_buffer, true)
+                        .map_err(bind_err("UDP", &addr.to_string()))?,
+                );
+            }
+            Some(sockets)
+        }
+        (udp, _) => udp.map(|s| vec![s]),
+    };
+    let udp_inodes: Vec<u64> = udp.iter().flatten().filter_map(udp::inode).collect();
 
     let udp_workers = match udp {
-        Some(socket) => {
+        Some(sockets) => {
             let address = udp_addr.map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!(%address, workers = config.udp_workers, "listening for StatsD on UDP");
+            tracing::info!(
+                %address,
+                workers = config.udp_workers,
+                sockets = sockets.len(),
+                "listening for StatsD on UDP"
+            );
             Some(
-                udp::Workers::start(socket, config.udp_workers, &ingest, &telemetry)
+                udp::Workers::start(sockets, config.udp_workers, &ingest, &telemetry)
                     .map_err(bind_err("UDP", &address))?,
             )
         }

@@ -131,6 +131,8 @@ pub struct Config {
     pub read_buffer: Option<usize>,
     /// UDP receive worker threads.
     pub udp_workers: usize,
+    /// One `SO_REUSEPORT` socket per UDP worker instead of one shared socket.
+    pub udp_reuseport: bool,
     /// The mapping.
     pub mapping: MappingSource,
     /// Refuse a mapping file with warnings (`--statsd.mapping-strict`), at start and on reload.
@@ -162,6 +164,7 @@ impl Config {
             tcp: TcpLimits::default(),
             read_buffer: None,
             udp_workers: 1,
+            udp_reuseport: false,
             mapping: MappingSource::None,
             mapping_strict: false,
             cache_size: statsd_mapping::DEFAULT_CACHE_SIZE,

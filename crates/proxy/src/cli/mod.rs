@@ -144,6 +144,12 @@ pub struct Cli {
     #[arg(long = "statsd.udp-workers", value_name = "N")]
     pub udp_workers: Option<usize>,
 
+    /// Give each UDP worker a socket of its own (`SO_REUSEPORT`) instead of one shared socket: the kernel
+    /// then hashes each sender (source address and port) to one worker, so there is no shared receive
+    /// queue, but a single sender (a relay) is served by one worker only.
+    #[arg(long = "statsd.udp-reuseport", action = clap::ArgAction::SetTrue)]
+    pub udp_reuseport: bool,
+
     /// Most StatsD TCP connections open at once (0: unlimited). At the cap, a new connection closes the
     /// longest-idle one (counted), so idle clients cannot lock live ones out. Default: three quarters of
     /// the file descriptors the open-files limit leaves (raised to the hard limit at start).
@@ -381,6 +387,7 @@ impl Cli {
             },
             read_buffer: self.read_buffer.filter(|&b| b > 0),
             udp_workers: self.udp_workers.unwrap_or_else(default_udp_workers),
+            udp_reuseport: self.udp_reuseport,
             mapping: self.mapping_source(),
             mapping_strict: self.mapping_strict(),
             cache_size: self.cache_size,

@@ -3,8 +3,9 @@
 //! Each receive worker is a dedicated thread that takes up to [`BATCH`] datagrams per system call
 //! (`recvmmsg`, through nix's safe wrapper) into buffers allocated once, and hands each datagram to
 //! [`Ingest`] without copying. Several workers (`--statsd.udp-workers`) drain the *same* socket, so even
-//! a single sender (one Mastodon host, one source port) is spread over all cores; `SO_REUSEPORT` would
-//! hash such a sender to one socket. Threads instead of async tasks: the work is CPU-bound and the
+//! a single sender (one Mastodon host, one source port, a relay) is spread over all cores. With
+//! `--statsd.udp-reuseport` each worker has a socket of its own (`SO_REUSEPORT`) and the kernel hashes
+//! each sender to one of them: no shared receive queue, but one sender's traffic lands on one worker. Threads instead of async tasks: the work is CPU-bound and the
 //! socket never idles under load; a 100 ms receive timeout lets them notice shutdown.
 //!
 //! `:port` binds one dual-stack socket (IPv6 with IPv4-mapped addresses), falling back to IPv4 where
@@ -34,12 +35,19 @@ pub const MAX_DATAGRAM: usize = 65_535;
 pub const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Creates a UDP socket bound to `addr`: dual-stack for the IPv6 wildcard, with `read_buffer` bytes of
-/// kernel receive buffer if given.
-pub fn bind(addr: SocketAddr, read_buffer: Option<usize>) -> io::Result<UdpSocket> {
+/// kernel receive buffer if given, and `SO_REUSEPORT` if `reuse_port`.
+pub fn bind(
+    addr: SocketAddr,
+    read_buffer: Option<usize>,
+    reuse_port: bool,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         // One socket for IPv6 and IPv4 (Mastodon may send to 127.0.0.1 or to [::1]).
         socket.set_only_v6(false)?;
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
     }
     if let Some(bytes) = read_buffer {
         socket.set_recv_buffer_size(bytes)?;
@@ -65,19 +73,20 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers on `socket`.
+    /// Starts `count` workers: all on the one socket given, or, given one socket per worker
+    /// (`--statsd.udp-reuseport`), each on its own.
     pub fn start(
-        socket: UdpSocket,
+        sockets: Vec<UdpSocket>,
         count: usize,
         ingest: &Ingest,
         telemetry: &Telemetry,
     ) -> io::Result<Self> {
-        let socket = Arc::new(socket);
+        let sockets: Vec<Arc<UdpSocket>> = sockets.into_iter().map(Arc::new).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..count.max(1) {
             let (socket, stop, ingest, telemetry) = (
-                Arc::clone(&socket),
+                Arc::clone(&sockets[i % sockets.len()]),
                 Arc::clone(&stop),
                 ingest.clone(),
                 telemetry.clone(),
@@ -187,7 +196,7 @@ mod tests {
 
     #[test]
     fn drops_of_our_socket_are_found_in_proc() {
-        let socket = bind("127.0.0.1:0".parse().expect("address"), None).expect("bind");
+        let socket = bind("127.0.0.1:0".parse().expect("address"), None, false).expect("bind");
         let inode = inode(&socket).expect("socket inode");
         // A fresh socket has dropped nothing, and is listed (the parse finds its row).
         assert_eq!(kernel_drops(&[inode]), 0);
@@ -197,7 +206,7 @@ mod tests {
 
     #[test]
     fn wildcard_ipv6_socket_takes_ipv4_too() {
-        let Ok(socket) = bind("[::]:0".parse().expect("address"), None) else {
+        let Ok(socket) = bind("[::]:0".parse().expect("address"), None, false) else {
             // IPv6 disabled on this host (the proxy then falls back to IPv4). Written to the real
             // stderr, past the test harness's capture, so the skip shows in every run's output.
             use std::io::Write as _;
