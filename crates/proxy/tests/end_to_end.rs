@@ -279,3 +279,32 @@ fn hostile_rates_and_values_stay_bounded() {
     );
     stop(rt, running);
 }
+
+/// `udp_reuseport`: each of the workers has its own socket on the one address; datagrams from many
+/// senders (source ports, which the kernel spreads over the sockets) all arrive, once each.
+#[test]
+fn reuseport_workers_receive_every_sender() {
+    let (rt, running) = start(Config {
+        udp_workers: 3,
+        udp_reuseport: true,
+        ..Config::loopback()
+    });
+    let udp = running.udp_addr.expect("UDP bound");
+    // Three sockets on that port (Linux lists each in /proc/net/udp).
+    let port = format!(":{:04X} ", udp.port());
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    assert_eq!(table.lines().filter(|l| l.contains(&port)).count(), 3, "{table}");
+    for i in 0..16 {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..10 {
+            sender
+                .send_to(format!("spread:1|c\nsender_{i}:1|c").as_bytes(), udp)
+                .unwrap();
+        }
+    }
+    let m = wait_for_lines(running.http_addr, 320.0);
+    assert_eq!(m.get("spread"), Some(&160.0));
+    assert!((0..16).all(|i| m.get(&format!("sender_{i}")) == Some(&10.0)));
+    assert_eq!(m.get("statsd_exporter_lines_total"), Some(&320.0));
+    stop(rt, running);
+}
