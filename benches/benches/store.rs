@@ -142,10 +142,11 @@ fn updates_by_ref(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_update");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
+    let now = store.now();
     group.bench_function(BenchmarkId::new("by_ref", "1_threads"), |b| {
         b.iter(|| {
             i = (i + 1) % refs.len();
-            store.update_series(black_box(&refs[i]), Update::Add(1.0))
+            store.update_series(black_box(&refs[i]), Update::Add(1.0), now)
         })
     });
     group.finish();

@@ -50,6 +50,8 @@ pub struct Scratch {
     /// `statsd_proxy_series_cache_length`, and how much of it is this cache's.
     series_cache_length: prometheus::IntGauge,
     series_cache_length_published: i64,
+    /// The store clock's time for this packet's updates, read at its first cached update.
+    now: Option<std::time::Instant>,
 }
 
 impl Scratch {
@@ -67,6 +69,7 @@ impl Scratch {
             cache_length_published: 0,
             series_cache_length: telemetry.series_cache_length.clone(),
             series_cache_length_published: 0,
+            now: None,
         }
     }
 }
@@ -174,6 +177,7 @@ impl Ingest {
 
     /// Publishes the counts gathered in `scratch` (TCP calls this per read, UDP per packet).
     pub fn publish(&self, scratch: &mut Scratch) {
+        scratch.now = None;
         // statsd_exporter's `statsd_metric_mapper_cache_*` count a lookup of every sample's mapping: here
         // a series-cache hit found it too (the mapping cache is asked on a series-cache miss only).
         let (gets, hits) = scratch.cache.take_stats();
@@ -217,6 +221,7 @@ impl Ingest {
             series: series_cache,
             cache,
             tally,
+            now,
             ..
         } = scratch;
         if let Some(target) = series_cache.get(mapper.generation(), sample) {
@@ -235,7 +240,9 @@ impl Ingest {
                     }
                     let (update, events) = route::update_for(sample, *scale);
                     let kind = series.kind();
-                    match self.store.update_series(series, update) {
+                    // One clock read per packet (or TCP read), cleared at publish.
+                    let now = *now.get_or_insert_with(|| self.store.now());
+                    match self.store.update_series(series, update, now) {
                         Ok(()) => tally.events(kind, events),
                         Err(refusal) => {
                             let name = series.name();

@@ -3,6 +3,7 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -88,11 +89,23 @@ impl Store {
 
     /// Applies `update` to a series found before by [`Store::update_ref`] with the same spec and an
     /// update of the same kind (the caller's cache guarantees both), without looking it up. A stale
-    /// reference (see [`SeriesRef::is_live`]) updates a series no scrape shows.
+    /// reference (see [`SeriesRef::is_live`]) updates a series no scrape shows. `now` is the store
+    /// clock's time ([`Store::now`]), which summaries and sets need: a caller with many updates at once
+    /// (a packet's lines) reads the clock once for all of them.
     #[inline]
-    pub fn update_series(&self, series: &SeriesRef, update: Update<'_>) -> Result<(), Refusal> {
+    pub fn update_series(
+        &self,
+        series: &SeriesRef,
+        update: Update<'_>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         check(&update)?;
-        self.apply(&series.0, update)
+        self.apply(&series.0, update, Some(now))
+    }
+
+    /// The store clock's time now.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     #[inline]
@@ -137,11 +150,17 @@ impl Store {
         spec: &Spec,
     ) -> Result<(), Refusal> {
         series.family.accepts(kind, spec)?;
-        self.apply(series, update)
+        self.apply(series, update, None)
     }
 
     #[inline]
-    fn apply(&self, series: &Series, update: Update<'_>) -> Result<(), Refusal> {
+    /// Applies `update`; summaries and sets take `now`, or read the clock if not given.
+    fn apply(
+        &self,
+        series: &Series,
+        update: Update<'_>,
+        now: Option<Instant>,
+    ) -> Result<(), Refusal> {
         series
             .last_seen
             .store(self.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -154,10 +173,13 @@ impl Store {
                 return g.add(v).then_some(()).ok_or(Refusal::Overflow);
             }
             (State::Summary(s), Update::Observe { value, weight }) => {
-                s.lock().observe(value, weight, self.clock.now())
+                s.lock()
+                    .observe(value, weight, now.unwrap_or_else(|| self.clock.now()))
             }
             (State::Histogram(h), Update::Observe { value, weight }) => h.observe(value, weight),
-            (State::Set(s), Update::Member(m)) => s.lock().insert(m, self.clock.now()),
+            (State::Set(s), Update::Member(m)) => s
+                .lock()
+                .insert(m, now.unwrap_or_else(|| self.clock.now())),
             // Callers check that the family's kind is the update's.
             _ => debug_assert!(false, "update kind does not match series kind"),
         }
@@ -311,7 +333,7 @@ impl Store {
                 removed: AtomicBool::new(false),
             });
             // A new series starts at zero: adding a finite value cannot overflow.
-            let _ = self.apply(&series, update);
+            let _ = self.apply(&series, update, Some(now));
             bucket.push(Arc::clone(&series));
             drop(shard);
             let result = found(&series);
