@@ -198,8 +198,9 @@ impl Parser {
         // SIMD validation (simdutf8) on the hot path; std's, for the error's position, on a bad line.
         let text = match simdutf8::basic::from_utf8(line) {
             Ok(text) => text,
-            Err(_) => std::str::from_utf8(line)
-                .map_err(|e| malformed(e.valid_up_to()..line.len()))?,
+            Err(_) => {
+                std::str::from_utf8(line).map_err(|e| malformed(e.valid_up_to()..line.len()))?
+            }
         };
         out.text = text;
         let (raw_name, body) = grammar::name_and_body(text).ok_or(malformed(whole.clone()))?;

@@ -29,12 +29,39 @@ mappings:
     labels: {metric: \"$1\"}
 ";
 
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("statsd-proxy-dropin-{}", std::process::id()));
+/// A file in a temporary directory of its own, removed with the directory when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `name` holding `text`, in a directory named after this process and the file (tests of one process
+/// run in parallel; each file name is used by one test).
+fn temp_file(name: &str, text: &str) -> TempFile {
+    let dir =
+        std::env::temp_dir().join(format!("statsd-proxy-dropin-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    path
+    TempFile(path)
 }
 
 #[test]

@@ -293,7 +293,11 @@ fn reuseport_workers_receive_every_sender() {
     // Three sockets on that port (Linux lists each in /proc/net/udp).
     let port = format!(":{:04X} ", udp.port());
     let table = std::fs::read_to_string("/proc/net/udp").unwrap();
-    assert_eq!(table.lines().filter(|l| l.contains(&port)).count(), 3, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(&port)).count(),
+        3,
+        "{table}"
+    );
     for i in 0..16 {
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..10 {

@@ -177,9 +177,9 @@ impl Store {
                     .observe(value, weight, now.unwrap_or_else(|| self.clock.now()))
             }
             (State::Histogram(h), Update::Observe { value, weight }) => h.observe(value, weight),
-            (State::Set(s), Update::Member(m)) => s
-                .lock()
-                .insert(m, now.unwrap_or_else(|| self.clock.now())),
+            (State::Set(s), Update::Member(m)) => {
+                s.lock().insert(m, now.unwrap_or_else(|| self.clock.now()))
+            }
             // Callers check that the family's kind is the update's.
             _ => debug_assert!(false, "update kind does not match series kind"),
         }
