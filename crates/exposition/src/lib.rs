@@ -1,4 +1,5 @@
-//! Writing the Prometheus text exposition format, version 0.0.4.
+//! Writing the Prometheus text exposition format, version 0.0.4 (and, in [`proto`], the protobuf format
+//! and the choice between them).
 //!
 //! This crate owns the byte-level format: family headers (`# HELP`, `# TYPE`), label-set rendering with
 //! value escaping, sample lines, and number formatting identical to Go's client library (`1e+06`,
@@ -20,6 +21,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+pub mod proto;
 
 use std::fmt::Write as _;
 

@@ -21,6 +21,7 @@ use crate::config::{HEADER_READ_TIMEOUT, SCRAPE_QUEUE_TIMEOUT, WRITE_STALL_TIMEO
 use crate::listen::AcceptBackoff;
 use crate::scrape::ScrapeBody;
 use crate::state::State;
+use statsd_exposition::proto::Format;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -125,7 +126,12 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(statsd_exposition::accepts_gzip);
-        return metrics(state, gzip).await;
+        let format = statsd_exposition::proto::negotiate(
+            req.headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        return metrics(state, format, gzip).await;
     }
     match path {
         "/" | "/-/healthy" | "/-/ready" if !read_only => method_not_allowed("GET, HEAD"),
@@ -169,7 +175,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
 /// A `/metrics` response: the page is streamed, rendered in chunks as the client reads it (see
 /// [`crate::scrape`]), once a streaming slot is free; 503 with `Retry-After` if none frees up within
 /// [`SCRAPE_QUEUE_TIMEOUT`].
-async fn metrics(state: &Arc<State>, gzip: bool) -> Response<Body> {
+async fn metrics(state: &Arc<State>, format: Format, gzip: bool) -> Response<Body> {
     let slot = match tokio::time::timeout(SCRAPE_QUEUE_TIMEOUT, state.scrape_slot()).await {
         Ok(Ok(slot)) => slot,
         Ok(Err(_)) => return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n"),
@@ -184,13 +190,15 @@ async fn metrics(state: &Arc<State>, gzip: bool) -> Response<Body> {
             return busy;
         }
     };
-    let body = ScrapeBody::new(Arc::clone(state), gzip, slot);
+    state.telemetry().scraped(format);
+    let body = ScrapeBody::new(Arc::clone(state), format, gzip, slot);
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(statsd_exposition::CONTENT_TYPE),
-    );
+    let content_type = match format {
+        Format::Text => statsd_exposition::CONTENT_TYPE,
+        Format::Protobuf => statsd_exposition::proto::PROTOBUF_CONTENT_TYPE,
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

@@ -26,52 +26,82 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use hyper::body::{Body, Frame};
+use statsd_exposition::proto::Format;
 use statsd_store::Scrape;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinError;
 
 use crate::state::State;
 
-/// Bytes of text rendered per chunk (a chunk ends at the first series boundary past it).
+/// Bytes rendered per chunk (a text chunk ends at the first series boundary past it, a protobuf one at
+/// the first family boundary).
 pub const CHUNK: usize = 256 * 1024;
 
 /// The rendering side of one scrape, moved to a blocking thread for each chunk and back.
 struct Renderer {
     state: Arc<State>,
+    format: Format,
     /// The store's part, once begun.
     store: Option<Scrape>,
-    /// Our own metrics, gathered before the store is read, written after it.
-    own: String,
-    /// The chunk being rendered (its buffer reused).
+    /// Our own metrics (in `own_text` or `own`, by format), gathered before the store is read, written
+    /// after it.
+    own_text: String,
+    own: Vec<u8>,
+    /// The chunk being rendered (its buffers reused): text, or protobuf messages.
     text: String,
+    bytes: Vec<u8>,
     gzip: Option<GzEncoder<Vec<u8>>>,
     finished: bool,
 }
 
 impl Renderer {
+    /// Renders the next chunk into `text` or `bytes` (whichever the format uses); returns whether more
+    /// follows. The first call gathers our own metrics and begins the store's scrape.
+    fn render(&mut self) -> bool {
+        self.text.clear();
+        self.bytes.clear();
+        let scrape = match &mut self.store {
+            Some(scrape) => scrape,
+            None => {
+                let state = &self.state;
+                state.telemetry().set_series(&state.store().len_by_kind());
+                state.update_kernel_drops();
+                match self.format {
+                    Format::Text => state.telemetry().render(&mut self.own_text),
+                    Format::Protobuf => state.telemetry().render_proto(&mut self.own),
+                }
+                self.store.insert(state.store().scrape())
+            }
+        };
+        match self.format {
+            Format::Text => scrape.next_chunk(&mut self.text, CHUNK),
+            // Whole families, as many as fill a chunk.
+            Format::Protobuf => loop {
+                let more = scrape.next_family_proto(&mut self.bytes);
+                if !more || self.bytes.len() >= CHUNK {
+                    break more;
+                }
+            },
+        }
+    }
+
     /// The next piece of the body: `None` when everything has been written.
     fn next(&mut self) -> io::Result<Option<Bytes>> {
         while !self.finished {
-            self.text.clear();
-            let more = match &mut self.store {
-                Some(scrape) => scrape.next_chunk(&mut self.text, CHUNK),
-                None => {
-                    let state = &self.state;
-                    state.telemetry().set_series(&state.store().len_by_kind());
-                    state.update_kernel_drops();
-                    state.telemetry().render(&mut self.own);
-                    let scrape = self.store.insert(state.store().scrape());
-                    scrape.next_chunk(&mut self.text, CHUNK)
-                }
-            };
+            let more = self.render();
             if !more {
-                self.text.push_str(&self.own);
+                self.text.push_str(&self.own_text);
+                self.bytes.extend_from_slice(&self.own);
                 self.finished = true;
             }
-            let Some(encoder) = &mut self.gzip else {
-                return Ok(Some(Bytes::copy_from_slice(self.text.as_bytes())));
+            let chunk: &[u8] = match self.format {
+                Format::Text => self.text.as_bytes(),
+                Format::Protobuf => &self.bytes,
             };
-            encoder.write_all(self.text.as_bytes())?;
+            let Some(encoder) = &mut self.gzip else {
+                return Ok(Some(Bytes::copy_from_slice(chunk)));
+            };
+            encoder.write_all(chunk)?;
             if self.finished {
                 encoder.try_finish()?;
             }
@@ -98,17 +128,20 @@ pub struct ScrapeBody {
 }
 
 impl ScrapeBody {
-    /// A scrape of `state`, gzipped when `gzip`, streaming in `slot`. Nothing is rendered until the
-    /// body is polled.
-    pub fn new(state: Arc<State>, gzip: bool, slot: OwnedSemaphorePermit) -> Self {
+    /// A scrape of `state` in `format`, gzipped when `gzip`, streaming in `slot`. Nothing is rendered
+    /// until the body is polled.
+    pub fn new(state: Arc<State>, format: Format, gzip: bool, slot: OwnedSemaphorePermit) -> Self {
         let gzip = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
         Self {
             _slot: slot,
             renderer: Some(Renderer {
                 state,
+                format,
                 store: None,
-                own: String::new(),
-                text: String::with_capacity(CHUNK + 4096),
+                own_text: String::new(),
+                own: Vec::new(),
+                text: String::new(),
+                bytes: Vec::new(),
                 gzip,
                 finished: false,
             }),

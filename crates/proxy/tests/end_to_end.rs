@@ -312,3 +312,78 @@ fn reuseport_workers_receive_every_sender() {
     assert_eq!(m.get("statsd_exporter_lines_total"), Some(&320.0));
     stop(rt, running);
 }
+
+/// Content negotiation: Prometheus' default `Accept` headers (2.x and 3.x, native histograms off; both
+/// list OpenMetrics first) get text 0.0.4 with counter names unchanged; an `Accept` that prefers
+/// delimited protobuf gets it, gzipped too, the same families and values.
+#[test]
+fn scrape_format_follows_the_accept_header() {
+    use prost::Message as _;
+    use statsd_exposition::proto::MetricFamily;
+    let (rt, running) = start(Config::loopback());
+    send_udp(&running, &[b"requests:2|c|#env:prod", b"latency:250|ms"]);
+    wait_for_lines(running.http_addr, 2.0);
+    for accept in [
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+    ] {
+        let text = request(running.http_addr, "GET", "/metrics", &[("Accept", accept)]);
+        assert_eq!(
+            text.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        assert!(
+            text.text().contains("\nrequests{env=\"prod\"} 2\n"),
+            "{}",
+            text.text()
+        );
+    }
+    let protobuf_accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+    for gzip in [false, true] {
+        let mut headers = vec![("Accept", protobuf_accept)];
+        if gzip {
+            headers.push(("Accept-Encoding", "gzip"));
+        }
+        let response = request(running.http_addr, "GET", "/metrics", &headers);
+        assert_eq!(
+            response.header("content-type"),
+            Some(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            )
+        );
+        let body = if gzip {
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&response.body[..]),
+                &mut raw,
+            )
+            .unwrap();
+            raw
+        } else {
+            response.body.clone()
+        };
+        let mut buf = body.as_slice();
+        let mut families = Vec::new();
+        while !buf.is_empty() {
+            families.push(MetricFamily::decode_length_delimited(&mut buf).unwrap());
+        }
+        let find = |name: &str| families.iter().find(|f| f.name.as_deref() == Some(name));
+        let requests = find("requests").expect("requests family");
+        assert_eq!(
+            requests.metric[0].counter.as_ref().unwrap().value,
+            Some(2.0)
+        );
+        assert_eq!(requests.metric[0].label[0].value.as_deref(), Some("prod"));
+        let latency = find("latency").expect("latency family");
+        assert_eq!(
+            latency.metric[0].summary.as_ref().unwrap().sample_count,
+            Some(1)
+        );
+        assert!(find("statsd_exporter_lines_total").is_some());
+        // Every family once, sorted by name within the store's part.
+        let names: Vec<&str> = families.iter().filter_map(|f| f.name.as_deref()).collect();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+    stop(rt, running);
+}

@@ -195,5 +195,137 @@ fn every_dashboard_and_alert_query_returns_data() {
         "queries without data after 90 s:\n{}",
         pending.into_iter().collect::<Vec<_>>().join("\n")
     );
+    // Prometheus' default `Accept` (native histograms off) got text: no protobuf scrape was served, and
+    // the counter names the dashboards use (no `_total` added) answered above.
+    let m = common::scrape(proxy.http);
+    assert_eq!(
+        m.get(r#"statsd_proxy_scrapes_total{format="protobuf"}"#),
+        Some(&0.0)
+    );
+    assert!(m[r#"statsd_proxy_scrapes_total{format="text"}"#] >= 2.0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The first value of an instant query, if any.
+fn query_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
+    let response = request(
+        prometheus,
+        "GET",
+        &format!("/api/v1/query?query={}", percent_encode(query)),
+        &[],
+    );
+    let body = serde_json::from_slice::<serde_json::Value>(&response.body).ok()?;
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+/// Prometheus with native histograms enabled asks for the protobuf format first: it scrapes the proxy
+/// in that format (counted by `statsd_proxy_scrapes_total{format="protobuf"}`), and every kind of
+/// series — counter, gauge, summary, classic histogram, set, our own metrics — reads back exactly
+/// through Prometheus' own protobuf parser.
+#[test]
+fn prometheus_scrapes_the_protobuf_format() {
+    require("prometheus");
+    let dir = std::env::temp_dir().join(format!(
+        "statsd-proxy-prometheus-proto-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mapping = dir.join("mapping.yaml");
+    std::fs::write(
+        &mapping,
+        "mappings:\n  - match: \"hist.*\"\n    name: \"hist_$1\"\n    observer_type: histogram\n    histogram_options:\n      buckets: [0.1, 1, 10]\n",
+    )
+    .unwrap();
+    let proxy = spawn(&[&format!("--statsd.mapping-config={}", mapping.display())]);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let lines = [
+        "proto.count:5|c|#env:prod",
+        "proto.gauge:-2.5|g",
+        "proto.timer:100|ms",
+        "proto.timer:200|ms",
+        "proto.timer:300|ms",
+        "hist.size:0.5|h",
+        "hist.size:5|h",
+        "hist.size:50|h",
+        "proto.set:a|s",
+        "proto.set:b|s",
+    ];
+    for line in lines {
+        socket.send_to(line.as_bytes(), proxy.udp).unwrap();
+    }
+    common::wait_for_lines(proxy.http, lines.len() as f64);
+
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
+            proxy.http
+        ),
+    )
+    .unwrap();
+    let prometheus_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg("--enable-feature=native-histograms")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(prometheus_addr).is_ok() {
+            seen = query_value(prometheus_addr, "proto_count");
+            if seen.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(seen, Some(5.0), "Prometheus never stored proto_count");
+    let close = |q: &str, want: f64| {
+        let got = query_value(prometheus_addr, q);
+        assert!(
+            got.is_some_and(|g| (g - want).abs() < 1e-9),
+            "{q}: {got:?}, want {want}"
+        );
+    };
+    close(r#"proto_count{env="prod"}"#, 5.0);
+    close("proto_gauge", -2.5);
+    close("proto_timer_count", 3.0);
+    close("proto_timer_sum", 0.6);
+    close(r#"proto_timer{quantile="0.5"}"#, 0.2);
+    close(r#"proto_timer{quantile="0.99"}"#, 0.3);
+    close("hist_size_count", 3.0);
+    close("hist_size_sum", 55.5);
+    close(r#"hist_size_bucket{le="0.1"}"#, 0.0);
+    // Prometheus' protobuf parser writes whole bucket bounds OpenMetrics-style (`1.0`; from the text
+    // format, `1`), whoever the exporter.
+    close(r#"hist_size_bucket{le="1.0"}"#, 1.0);
+    close(r#"hist_size_bucket{le="10.0"}"#, 2.0);
+    close(r#"hist_size_bucket{le="+Inf"}"#, 3.0);
+    close("proto_set", 2.0);
+    close(r#"up{job="statsd-proxy"}"#, 1.0);
+    assert!(
+        query_value(prometheus_addr, "statsd_exporter_lines_total").is_some_and(|v| v >= 10.0),
+        "our own metrics come through too"
+    );
+    // The proxy served Prometheus protobuf.
+    let m = common::scrape(proxy.http);
+    assert!(
+        m.get(r#"statsd_proxy_scrapes_total{format="protobuf"}"#)
+            .is_some_and(|&n| n >= 1.0),
+        "{m:#?}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -166,3 +166,102 @@ impl Scrape {
         list.len()
     }
 }
+
+impl Scrape {
+    /// Appends the next family whole, as a length-delimited protobuf `MetricFamily` (see
+    /// [`statsd_exposition::proto`]), skipping empty ones. Returns whether anything is left. A scrape
+    /// is rendered in one format: this and [`Scrape::next_chunk`] do not mix.
+    pub fn next_family_proto(&mut self, out: &mut Vec<u8>) -> bool {
+        use statsd_exposition::proto::{
+            Bucket, Counter, Gauge, Histogram, Metric, MetricFamily, MetricType, Quantile,
+            Summary as ProtoSummary, label_pairs,
+        };
+        while let Some(family) = self.families.get(self.next).cloned() {
+            self.next += 1;
+            let mut members = family.members.lock();
+            if members.list.is_empty() {
+                continue;
+            }
+            if !members.sorted {
+                members
+                    .list
+                    .sort_unstable_by(|a, b| a.rendered.cmp(&b.rendered));
+                members.sorted = true;
+            }
+            let kind = match family.kind.family_type() {
+                statsd_exposition::FamilyType::Counter => MetricType::Counter,
+                statsd_exposition::FamilyType::Gauge => MetricType::Gauge,
+                statsd_exposition::FamilyType::Summary => MetricType::Summary,
+                statsd_exposition::FamilyType::Histogram => MetricType::Histogram,
+            };
+            let mut message = MetricFamily::new(&family.name, &family.help.load().text, kind);
+            message.metric.reserve_exact(members.list.len());
+            for series in &members.list {
+                let mut metric = Metric {
+                    label: label_pairs(&series.rendered),
+                    ..Metric::default()
+                };
+                match &series.state {
+                    State::Counter(v) => {
+                        metric.counter = Some(Counter {
+                            value: Some(v.get()),
+                        })
+                    }
+                    State::Gauge(v) => {
+                        metric.gauge = Some(Gauge {
+                            value: Some(v.get()),
+                        })
+                    }
+                    State::Set(s) => {
+                        let n = s.lock().count(self.now);
+                        metric.gauge = Some(Gauge {
+                            value: Some(n as f64),
+                        });
+                    }
+                    State::Summary(s) => {
+                        let mut s = s.lock();
+                        let quantile = s
+                            .quantiles(self.now)
+                            .map(|(q, v)| Quantile {
+                                quantile: Some(q),
+                                value: Some(v),
+                            })
+                            .collect();
+                        metric.summary = Some(ProtoSummary {
+                            sample_count: Some(s.count()),
+                            sample_sum: Some(s.sum()),
+                            quantile,
+                        });
+                    }
+                    State::Histogram(h) => {
+                        let mut cumulative = 0u64;
+                        let bucket = h
+                            .bounds
+                            .iter()
+                            .zip(h.counts.iter())
+                            .map(|(&bound, count)| {
+                                cumulative =
+                                    cumulative.saturating_add(count.load(Ordering::Relaxed));
+                                Bucket {
+                                    cumulative_count: Some(cumulative),
+                                    upper_bound: Some(bound),
+                                }
+                            })
+                            .collect();
+                        metric.histogram = Some(Histogram {
+                            sample_count: Some(h.count.load(Ordering::Relaxed)),
+                            sample_sum: Some(h.sum.get()),
+                            bucket,
+                            ..Histogram::default()
+                        });
+                    }
+                }
+                message.metric.push(metric);
+            }
+            drop(members);
+            message.write_delimited(out);
+            return self.next < self.families.len();
+        }
+        false
+    }
+}

@@ -83,6 +83,8 @@ pub struct Telemetry {
     /// `statsd_exporter_loaded_mappings`.
     pub loaded_mappings: IntGauge,
     config_reloads: IntCounterVec,
+    /// `statsd_proxy_scrapes_total{format}`: scrapes served, by exposition format.
+    scrapes: IntCounterVec,
     /// `statsd_exporter_unixgram_packets_total`.
     pub unixgram_packets: IntCounter,
     /// `statsd_exporter_udp_packet_drops_total`: datagrams the kernel dropped for our UDP sockets (the
@@ -201,6 +203,16 @@ impl Telemetry {
         for outcome in ["success", "failure"] {
             config_reloads.with_label_values(&[outcome]);
         }
+        let scrapes = counter_vec(
+            &r,
+            "statsd_proxy_scrapes_total",
+            "Scrapes of the metrics path served, by exposition format (text 0.0.4, or delimited \
+             protobuf, which Prometheus asks for when native histograms are enabled).",
+            &["format"],
+        );
+        for format in ["text", "protobuf"] {
+            scrapes.with_label_values(&[format]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "statsd_exporter_build_info",
@@ -221,6 +233,7 @@ impl Telemetry {
         .expect("the process collector is registered once");
         Self {
             config_reloads,
+            scrapes,
             unixgram_packets: counter(
                 &r,
                 "statsd_exporter_unixgram_packets_total",
@@ -383,6 +396,15 @@ impl Telemetry {
             .set(i64::try_from(rules).unwrap_or(i64::MAX));
         self.mapping_warnings
             .set(i64::try_from(warnings).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a scrape served in `format`.
+    pub fn scraped(&self, format: statsd_exposition::proto::Format) {
+        let label = match format {
+            statsd_exposition::proto::Format::Text => "text",
+            statsd_exposition::proto::Format::Protobuf => "protobuf",
+        };
+        self.scrapes.with_label_values(&[label]).inc();
     }
 
     /// Counts a reload and publishes the number of rules in use, and on success the new file's
