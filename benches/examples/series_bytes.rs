@@ -84,12 +84,32 @@ fn measure(label: &str, families: usize, spec: &Spec, updates: &[Update<'_>]) {
 fn main() {
     let counter = Spec::default();
     measure("counter", 100, &counter, &[Update::Add(1.0)]);
-    let histogram = Spec {
-        observer: Observer::Histogram(Arc::from(statsd_mapping::DEFAULT_BUCKETS.as_slice())),
+    let classic = Spec {
+        observer: Observer::Histogram(Arc::new(statsd_mapping::HistogramOptions {
+            buckets: statsd_mapping::DEFAULT_BUCKETS.to_vec(),
+            native: None,
+        })),
         ..Spec::default()
     };
     measure(
-        "histogram (11 buckets)",
+        "histogram (11 buckets, no native)",
+        100,
+        &classic,
+        &[Update::Observe {
+            value: 0.3,
+            weight: 1,
+        }],
+    );
+    let histogram = Spec {
+        observer: Observer::Histogram(Arc::new(
+            statsd_mapping::HistogramOptions::with_default_native(
+                statsd_mapping::DEFAULT_BUCKETS.to_vec(),
+            ),
+        )),
+        ..Spec::default()
+    };
+    measure(
+        "histogram (11 buckets, native, 1 obs.)",
         100,
         &histogram,
         &[Update::Observe {
@@ -97,6 +117,15 @@ fn main() {
             weight: 1,
         }],
     );
+    // Latencies from 1 ms to 10 s: the native part at its widest for that range (~106 buckets at
+    // schema 3).
+    let spread: Vec<Update<'_>> = (0..2000)
+        .map(|i| Update::Observe {
+            value: 0.001 * 10f64.powf(f64::from(i) / 500.0),
+            weight: 1,
+        })
+        .collect();
+    measure("histogram (native, 1 ms .. 10 s)", 100, &histogram, &spread);
     let one = [Update::Observe {
         value: 0.3,
         weight: 1,

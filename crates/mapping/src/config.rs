@@ -121,8 +121,9 @@ pub struct RawSummaryOptions {
 pub struct RawHistogramOptions {
     /// Bucket upper bounds (default .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10).
     pub buckets: Option<Vec<f64>>,
-    /// Native-histogram setting of statsd_exporter; accepted, without effect in the text format.
+    /// Native-histogram growth factor between buckets (default 1.1, schema 3; 1 or less: no native
+    /// histogram). Served in the protobuf format only.
     pub native_histogram_bucket_factor: Option<f64>,
-    /// Native-histogram setting of statsd_exporter; accepted, without effect in the text format.
+    /// Most buckets of a native histogram (default 256); beyond, its resolution is halved.
     pub native_histogram_max_buckets: Option<u32>,
 }

@@ -47,8 +47,9 @@ pub use error::{ErrorKind, LoadError, Warning, WarningKind};
 pub use mapper::{Mapped, Mapper, Rule};
 pub use positions::Position;
 pub use statsd_spec::{
-    DEFAULT_AGE_BUCKETS, DEFAULT_BUCKETS, DEFAULT_HELP, DEFAULT_MAX_AGE, DEFAULT_QUANTILES,
-    Observer, Spec, SummaryOptions,
+    DEFAULT_AGE_BUCKETS, DEFAULT_BUCKETS, DEFAULT_HELP, DEFAULT_MAX_AGE,
+    DEFAULT_NATIVE_BUCKET_FACTOR, DEFAULT_NATIVE_MAX_BUCKETS, DEFAULT_QUANTILES, HistogramOptions,
+    NativeOptions, Observer, Spec, SummaryOptions,
 };
 
 /// The sample types a rule can be restricted to (`match_metric_type`).

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd_spec::{
-    DEFAULT_AGE_BUCKETS, DEFAULT_BUCKETS, DEFAULT_MAX_AGE, DEFAULT_QUANTILES, Observer,
+    DEFAULT_AGE_BUCKETS, DEFAULT_BUCKETS, DEFAULT_MAX_AGE, DEFAULT_NATIVE_BUCKET_FACTOR,
+    DEFAULT_NATIVE_MAX_BUCKETS, DEFAULT_QUANTILES, HistogramOptions, NativeOptions, Observer,
     SummaryOptions,
 };
 
@@ -106,6 +107,10 @@ pub(crate) struct DefaultObservers {
     pub(crate) observer_type: Option<ObserverType>,
     pub(crate) summary: SummaryOptions,
     pub(crate) buckets: Vec<f64>,
+    /// `native_histogram_bucket_factor` (0 or absent: 1.1, as statsd_exporter fills it in).
+    pub(crate) native_factor: f64,
+    /// `native_histogram_max_buckets` (0 or absent: 256).
+    pub(crate) native_max_buckets: u32,
 }
 
 impl DefaultObservers {
@@ -113,6 +118,7 @@ impl DefaultObservers {
     pub(crate) fn resolve(
         observer_type: Option<ObserverType>,
         summary: Option<&RawSummaryOptions>,
+        histogram: Option<&RawHistogramOptions>,
         quantiles: Option<Vec<(f64, f64)>>,
         buckets: Option<Vec<f64>>,
         notes: &mut Vec<Note>,
@@ -134,6 +140,32 @@ impl DefaultObservers {
             observer_type,
             summary,
             buckets,
+            native_factor: histogram
+                .and_then(|h| h.native_histogram_bucket_factor)
+                .filter(|&f| f != 0.0)
+                .unwrap_or(DEFAULT_NATIVE_BUCKET_FACTOR),
+            native_max_buckets: histogram
+                .and_then(|h| h.native_histogram_max_buckets)
+                .filter(|&m| m > 0)
+                .unwrap_or(DEFAULT_NATIVE_MAX_BUCKETS),
+        }
+    }
+
+    /// A rule's histogram settings: its buckets, and its native-histogram keys where positive, else
+    /// the defaults' (statsd_exporter's rule). A bucket factor of 1 or less turns the native histogram
+    /// off.
+    fn histogram(&self, buckets: Vec<f64>, raw: Option<&RawHistogramOptions>) -> HistogramOptions {
+        let factor = raw
+            .and_then(|h| h.native_histogram_bucket_factor)
+            .filter(|&f| f > 0.0)
+            .unwrap_or(self.native_factor);
+        let max_buckets = raw
+            .and_then(|h| h.native_histogram_max_buckets)
+            .filter(|&m| m > 0)
+            .unwrap_or(self.native_max_buckets);
+        HistogramOptions {
+            buckets,
+            native: NativeOptions::from_factor(factor, max_buckets),
         }
     }
 
@@ -141,7 +173,7 @@ impl DefaultObservers {
     pub(crate) fn observer(&self) -> Observer {
         match self.observer_type {
             Some(ObserverType::Histogram) => {
-                Observer::Histogram(Arc::from(self.buckets.as_slice()))
+                Observer::Histogram(Arc::new(self.histogram(self.buckets.clone(), None)))
             }
             _ => Observer::Summary(Arc::new(self.summary.clone())),
         }
@@ -170,7 +202,9 @@ impl DefaultObservers {
                 }
                 let mut buckets = buckets.unwrap_or_else(|| self.buckets.clone());
                 repair_buckets(&mut buckets, notes, "histogram_options");
-                Ok(Observer::Histogram(Arc::from(buckets)))
+                Ok(Observer::Histogram(Arc::new(
+                    self.histogram(buckets, histogram.as_ref()),
+                )))
             }
             _ => {
                 if observer_type == Some(ObserverType::Summary) && histogram.is_some() {

@@ -169,7 +169,7 @@ fn check(row: &Row) -> Vec<String> {
         }
         if let Some(buckets) = &e.buckets {
             match &rule.spec.observer {
-                Observer::Histogram(b) if **b == **buckets => {}
+                Observer::Histogram(h) if h.buckets[..] == buckets[..] => {}
                 other => problems.push(format!(
                     "{at}: observer {other:?}, want buckets {buckets:?}"
                 )),

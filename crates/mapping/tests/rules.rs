@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd_mapping::{
-    Action, ErrorKind, Mapper, MappingCache, MetricType, Observer, SummaryOptions, WarningKind,
+    Action, ErrorKind, HistogramOptions, Mapper, MappingCache, MetricType, Observer,
+    SummaryOptions, WarningKind,
 };
 
 fn mapper(yaml: &str) -> Mapper {
@@ -219,7 +220,9 @@ mappings:
     assert_eq!(r[0].spec.ttl, Duration::from_secs(90));
     assert_eq!(
         r[0].spec.observer,
-        Observer::Histogram(Arc::from([1.0, 2.0, 5.0].as_slice()))
+        Observer::Histogram(Arc::new(HistogramOptions::with_default_native(vec![
+            1.0, 2.0, 5.0
+        ])))
     );
     assert_eq!(r[0].scale, None);
     assert!(!r[0].honor_labels);
@@ -245,7 +248,9 @@ mappings:
     );
     assert_eq!(
         r[4].spec.observer,
-        Observer::Histogram(Arc::from([0.1, 1.0].as_slice()))
+        Observer::Histogram(Arc::new(HistogramOptions::with_default_native(vec![
+            0.1, 1.0
+        ])))
     );
     assert_eq!(
         r[5].spec.observer,

@@ -38,9 +38,16 @@ fn observer(o: &Observer) -> String {
                 s.age_buckets
             )
         }
-        Observer::Histogram(b) => {
-            let b: Vec<String> = b.iter().map(ToString::to_string).collect();
-            format!("histogram (buckets {})", b.join(", "))
+        Observer::Histogram(h) => {
+            let b: Vec<String> = h.buckets.iter().map(ToString::to_string).collect();
+            let native = match h.native {
+                Some(n) => format!(
+                    "; native: schema {}, at most {} buckets",
+                    n.schema, n.max_buckets
+                ),
+                None => "; no native histogram".to_string(),
+            };
+            format!("histogram (buckets {}{native})", b.join(", "))
         }
     }
 }

@@ -222,8 +222,9 @@ fn query_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
 
 /// Prometheus with native histograms enabled asks for the protobuf format first: it scrapes the proxy
 /// in that format (counted by `statsd_proxy_scrapes_total{format="protobuf"}`), and every kind of
-/// series — counter, gauge, summary, classic histogram, set, our own metrics — reads back exactly
-/// through Prometheus' own protobuf parser.
+/// series — counter, gauge, summary, native histogram, set, our own metrics — reads back exactly
+/// through Prometheus' own protobuf parser. A second Prometheus, without native histograms, scrapes
+/// text and gets the classic buckets of the same histogram.
 #[test]
 fn prometheus_scrapes_the_protobuf_format() {
     require("prometheus");
@@ -266,33 +267,43 @@ fn prometheus_scrapes_the_protobuf_format() {
         ),
     )
     .unwrap();
-    let prometheus_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg("--enable-feature=native-histograms")
+    // One Prometheus with native histograms (it asks for protobuf), one without (text).
+    let start = |name: &str, native: bool| {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut command = Command::new("prometheus");
+        if native {
+            command.arg("--enable-feature=native-histograms");
+        }
+        let child = command
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .arg(format!("--storage.tsdb.path={}", dir.join(name).display()))
+            .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start prometheus"),
-    );
+            .expect("start prometheus");
+        (Killed(child), addr)
+    };
+    let (_native, prometheus_addr) = start("native", true);
+    let (_classic, classic_addr) = start("classic", false);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = None;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(prometheus_addr).is_ok() {
-            seen = query_value(prometheus_addr, "proto_count");
-            if seen.is_some() {
-                break;
+    for addr in [prometheus_addr, classic_addr] {
+        let mut seen = None;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                seen = query_value(addr, "proto_count");
+                if seen.is_some() {
+                    break;
+                }
             }
+            std::thread::sleep(Duration::from_millis(250));
         }
-        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(
+            seen,
+            Some(5.0),
+            "Prometheus at {addr} never stored proto_count"
+        );
     }
-    assert_eq!(seen, Some(5.0), "Prometheus never stored proto_count");
     let close = |q: &str, want: f64| {
         let got = query_value(prometheus_addr, q);
         assert!(
@@ -306,21 +317,32 @@ fn prometheus_scrapes_the_protobuf_format() {
     close("proto_timer_sum", 0.6);
     close(r#"proto_timer{quantile="0.5"}"#, 0.2);
     close(r#"proto_timer{quantile="0.99"}"#, 0.3);
-    close("hist_size_count", 3.0);
-    close("hist_size_sum", 55.5);
-    close(r#"hist_size_bucket{le="0.1"}"#, 0.0);
-    // Prometheus' protobuf parser writes whole bucket bounds OpenMetrics-style (`1.0`; from the text
-    // format, `1`), whoever the exporter.
-    close(r#"hist_size_bucket{le="1.0"}"#, 1.0);
-    close(r#"hist_size_bucket{le="10.0"}"#, 2.0);
-    close(r#"hist_size_bucket{le="+Inf"}"#, 3.0);
     close("proto_set", 2.0);
     close(r#"up{job="statsd-proxy"}"#, 1.0);
+    // The native histogram: exact count and sum, the median within the schema's relative error
+    // (schema 3: a bucket spans a factor of 2^(1/8)).
+    close("histogram_count(hist_size)", 3.0);
+    close("histogram_sum(hist_size)", 55.5);
+    let median = query_value(prometheus_addr, "histogram_quantile(0.5, hist_size)");
+    assert!(
+        median.is_some_and(|m| (m - 5.0).abs() / 5.0 <= 2f64.powf(0.125) - 1.0),
+        "median {median:?}, want 5 within a bucket"
+    );
     assert!(
         query_value(prometheus_addr, "statsd_exporter_lines_total").is_some_and(|v| v >= 10.0),
         "our own metrics come through too"
     );
-    // The proxy served Prometheus protobuf.
+    // The classic buckets, from the text format, answer `histogram_quantile` over `le` as before.
+    let classic = |q: &str| query_value(classic_addr, q);
+    assert_eq!(classic(r#"hist_size_bucket{le="1"}"#), Some(1.0));
+    assert_eq!(classic(r#"hist_size_bucket{le="+Inf"}"#), Some(3.0));
+    assert_eq!(classic("hist_size_count"), Some(3.0));
+    let classic_median = classic("histogram_quantile(0.5, hist_size_bucket)");
+    assert!(
+        classic_median.is_some_and(|m| (1.0..=10.0).contains(&m)),
+        "classic median {classic_median:?}"
+    );
+    // The proxy served protobuf (to one) and text (to the other).
     let m = common::scrape(proxy.http);
     assert!(
         m.get(r#"statsd_proxy_scrapes_total{format="protobuf"}"#)

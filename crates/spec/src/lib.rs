@@ -63,13 +63,71 @@ impl Default for SummaryOptions {
     }
 }
 
+/// statsd_exporter's default native-histogram bucket factor (`native_histogram_bucket_factor`).
+pub const DEFAULT_NATIVE_BUCKET_FACTOR: f64 = 1.1;
+/// statsd_exporter's default bound on a native histogram's buckets (`native_histogram_max_buckets`).
+pub const DEFAULT_NATIVE_MAX_BUCKETS: u32 = 256;
+
+/// A native (exponential) histogram's settings, as client_golang derives them from a bucket factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeOptions {
+    /// The starting schema: bucket boundaries are powers of `2^(2^-schema)` (-4 ..= 8).
+    pub schema: i32,
+    /// Most populated buckets (0: unbounded); beyond, the schema is lowered (buckets merged in pairs).
+    pub max_buckets: u32,
+}
+
+impl NativeOptions {
+    /// The settings for a bucket factor: the largest schema whose growth factor does not exceed it
+    /// (client_golang's `pickSchema`), or `None` for a factor of 1 or less (no native histogram).
+    pub fn from_factor(factor: f64, max_buckets: u32) -> Option<Self> {
+        if factor.is_nan() || factor <= 1.0 {
+            return None;
+        }
+        let floor = factor.log2().log2().floor();
+        let schema = if floor <= -8.0 {
+            8
+        } else if floor >= 4.0 {
+            -4
+        } else {
+            -(floor as i32)
+        };
+        Some(Self {
+            schema,
+            max_buckets,
+        })
+    }
+}
+
+/// A histogram's settings: classic bucket bounds, and the native histogram beside them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramOptions {
+    /// Classic bucket upper bounds (strictly increasing; `+Inf` is implied).
+    pub buckets: Vec<f64>,
+    /// The native histogram, if on.
+    pub native: Option<NativeOptions>,
+}
+
+impl HistogramOptions {
+    /// Classic buckets `buckets` with statsd_exporter's default native histogram.
+    pub fn with_default_native(buckets: Vec<f64>) -> Self {
+        Self {
+            buckets,
+            native: NativeOptions::from_factor(
+                DEFAULT_NATIVE_BUCKET_FACTOR,
+                DEFAULT_NATIVE_MAX_BUCKETS,
+            ),
+        }
+    }
+}
+
 /// How observations (`ms`, `h`, `d`) are aggregated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observer {
     /// A summary with these options.
     Summary(Arc<SummaryOptions>),
-    /// A classic histogram with these upper bounds (strictly increasing; `+Inf` is implied).
-    Histogram(Arc<[f64]>),
+    /// A histogram: classic buckets, and a native histogram if on.
+    Histogram(Arc<HistogramOptions>),
 }
 
 impl Default for Observer {
@@ -101,5 +159,24 @@ impl Default for Spec {
             ttl: Duration::ZERO,
             generation: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_from_bucket_factors_as_client_golang_picks_them() {
+        let schema = |f| NativeOptions::from_factor(f, 0).map(|n| n.schema);
+        assert_eq!(schema(1.1), Some(3));
+        assert_eq!(schema(2.0), Some(0));
+        assert_eq!(schema(1.5), Some(1));
+        assert_eq!(schema(1.0001), Some(8));
+        assert_eq!(schema(1e12), Some(-4));
+        assert_eq!(schema(4.0), Some(-1));
+        assert_eq!(schema(1.0), None);
+        assert_eq!(schema(0.5), None);
+        assert_eq!(schema(f64::NAN), None);
     }
 }

@@ -47,6 +47,7 @@
 mod clock;
 mod expire;
 mod kind;
+mod native;
 mod render;
 mod series;
 pub mod set;
@@ -69,7 +70,9 @@ use series::{FamilyMap, ShardMap};
 pub use update::SeriesRef;
 
 pub use set::{DEFAULT_SET_WINDOW, Set};
-pub use statsd_spec::{DEFAULT_HELP, Observer, Spec, SummaryOptions};
+pub use statsd_spec::{
+    DEFAULT_HELP, HistogramOptions, NativeOptions, Observer, Spec, SummaryOptions,
+};
 pub use summary::Summary;
 /// Default cap on the number of series in the store (`--statsd.max-series`).
 pub const DEFAULT_MAX_SERIES: usize = 100_000;

@@ -134,7 +134,7 @@ impl Scrape {
                     for (i, count) in h.counts.iter().enumerate() {
                         cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
                         self.text.clear();
-                        match h.bounds.get(i) {
+                        match h.bounds().get(i) {
                             Some(&b) => write_value(&mut self.text, b),
                             None => self.text.push_str("+Inf"),
                         }
@@ -172,9 +172,10 @@ impl Scrape {
     /// [`statsd_exposition::proto`]), skipping empty ones. Returns whether anything is left. A scrape
     /// is rendered in one format: this and [`Scrape::next_chunk`] do not mix.
     pub fn next_family_proto(&mut self, out: &mut Vec<u8>) -> bool {
+        use crate::native::{ZERO_THRESHOLD, spans_and_deltas};
         use statsd_exposition::proto::{
-            Bucket, Counter, Gauge, Histogram, Metric, MetricFamily, MetricType, Quantile,
-            Summary as ProtoSummary, label_pairs,
+            Bucket, BucketSpan, Counter, Gauge, Histogram, Metric, MetricFamily, MetricType,
+            Quantile, Summary as ProtoSummary, label_pairs,
         };
         while let Some(family) = self.families.get(self.next).cloned() {
             self.next += 1;
@@ -234,9 +235,11 @@ impl Scrape {
                         });
                     }
                     State::Histogram(h) => {
+                        // With a native part, read everything under its lock (see `Histogram`).
+                        let native = h.native.as_ref().map(|n| n.lock());
                         let mut cumulative = 0u64;
                         let bucket = h
-                            .bounds
+                            .bounds()
                             .iter()
                             .zip(h.counts.iter())
                             .map(|(&bound, count)| {
@@ -248,12 +251,45 @@ impl Scrape {
                                 }
                             })
                             .collect();
-                        metric.histogram = Some(Histogram {
+                        let mut histogram = Histogram {
                             sample_count: Some(h.count.load(Ordering::Relaxed)),
                             sample_sum: Some(h.sum.get()),
                             bucket,
                             ..Histogram::default()
-                        });
+                        };
+                        if let Some(n) = native {
+                            let encode = |buckets: &[(i32, u64)]| {
+                                let (spans, deltas) = spans_and_deltas(buckets);
+                                let spans = spans
+                                    .into_iter()
+                                    .map(|(offset, length)| BucketSpan {
+                                        offset: Some(offset),
+                                        length: Some(length),
+                                    })
+                                    .collect::<Vec<_>>();
+                                (spans, deltas)
+                            };
+                            let (positive_span, positive_delta) = encode(&n.positive);
+                            let (negative_span, negative_delta) = encode(&n.negative);
+                            histogram.schema = Some(n.schema);
+                            histogram.zero_threshold = Some(ZERO_THRESHOLD);
+                            histogram.zero_count = Some(n.zero_count);
+                            histogram.positive_span = positive_span;
+                            histogram.positive_delta = positive_delta;
+                            histogram.negative_span = negative_span;
+                            histogram.negative_delta = negative_delta;
+                            if histogram.positive_span.is_empty()
+                                && histogram.negative_span.is_empty()
+                            {
+                                // As client_golang: an empty span marks a native histogram with
+                                // no populated bucket.
+                                histogram.positive_span.push(BucketSpan {
+                                    offset: Some(0),
+                                    length: Some(0),
+                                });
+                            }
+                        }
+                        metric.histogram = Some(histogram);
                     }
                 }
                 message.metric.push(metric);

@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use crate::{Kind, Refusal, Set, Spec, Summary};
+use crate::native::Native;
+use crate::{HistogramOptions, Kind, Refusal, Set, Spec, Summary};
 
 /// A lock-free `f64` cell.
 #[derive(Debug, Default)]
@@ -41,29 +42,47 @@ impl AtomicF64 {
 /// A classic histogram: per-bucket counts (not cumulative; made cumulative when rendered), sum, count.
 /// Every field is atomic, so observing takes no lock. A scrape racing an observation may see the new
 /// count before the new sum; the next scrape is consistent again.
+///
+/// With a native histogram beside it, an observation updates both under the native part's lock, which a
+/// protobuf scrape also takes: the native buckets it reads always add up to the count it reads
+/// (Prometheus refuses a native histogram whose buckets exceed its count).
 #[derive(Debug)]
 pub(crate) struct Histogram {
-    pub(crate) bounds: Arc<[f64]>,
+    pub(crate) options: Arc<HistogramOptions>,
     /// One per bound, plus the `+Inf` bucket.
     pub(crate) counts: Box<[AtomicU64]>,
     pub(crate) sum: AtomicF64,
     pub(crate) count: AtomicU64,
+    pub(crate) native: Option<Mutex<Native>>,
 }
 
 impl Histogram {
-    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
-        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+    pub(crate) fn new(options: Arc<HistogramOptions>) -> Self {
+        let counts = (0..=options.buckets.len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
         Self {
-            bounds,
+            native: options.native.map(|n| Mutex::new(Native::new(n))),
+            options,
             counts,
             sum: AtomicF64::new(0.0),
             count: AtomicU64::new(0),
         }
     }
 
+    /// The classic bucket bounds.
+    pub(crate) fn bounds(&self) -> &[f64] {
+        &self.options.buckets
+    }
+
     pub(crate) fn observe(&self, value: f64, weight: u64) {
+        let _native = self.native.as_ref().map(|n| {
+            let mut n = n.lock();
+            n.observe(value, weight);
+            n
+        });
         // First bucket whose upper bound is ≥ value (`le` is inclusive); NaN goes to +Inf.
-        let i = self.bounds.partition_point(|&b| b < value);
+        let i = self.bounds().partition_point(|&b| b < value);
         saturating_add(&self.counts[i], weight);
         self.sum.add(value * weight as f64);
         saturating_add(&self.count, weight);

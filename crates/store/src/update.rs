@@ -317,8 +317,8 @@ impl Store {
                 (_, Observer::Summary(options)) => {
                     State::Summary(Box::new(Mutex::new(Summary::new(Arc::clone(options), now))))
                 }
-                (_, Observer::Histogram(bounds)) => {
-                    State::Histogram(Box::new(Histogram::new(Arc::clone(bounds))))
+                (_, Observer::Histogram(options)) => {
+                    State::Histogram(Box::new(Histogram::new(Arc::clone(options))))
                 }
             };
             let rendered = render_label_set(key.labels.iter().copied());

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use pretty_assertions::assert_eq;
 use statsd_store::{
-    Config, Kind, Limits, ManualClock, Observer, Refusal, Spec, Store, SummaryOptions, Update,
+    Config, HistogramOptions, Kind, Limits, ManualClock, Observer, Refusal, Spec, Store,
+    SummaryOptions, Update,
 };
 
 fn render(store: &Store) -> String {
@@ -17,7 +18,11 @@ fn render(store: &Store) -> String {
 
 fn histogram(bounds: &[f64]) -> Spec {
     Spec {
-        observer: Observer::Histogram(Arc::from(bounds)),
+        // statsd_exporter's default native histogram beside the classic buckets: the text format
+        // shows the classic buckets only.
+        observer: Observer::Histogram(Arc::new(HistogramOptions::with_default_native(
+            bounds.to_vec(),
+        ))),
         ..Spec::default()
     }
 }

@@ -205,6 +205,7 @@ fn compile(raw: RawConfig, mut ctx: Ctx<'_>) -> Result<Mapper, LoadError> {
     let defaults = DefaultObservers::resolve(
         observer_type,
         d.summary_options.as_ref(),
+        d.histogram_options.as_ref(),
         default_quantiles,
         default_buckets,
         &mut notes,
