@@ -181,6 +181,20 @@ fn render(c: &mut Criterion) {
             out.len()
         })
     });
+    // The protobuf format, the same counters.
+    for series in [10_000usize, 100_000] {
+        let store = filled(series);
+        let mut out = Vec::with_capacity(series * 80);
+        group.throughput(Throughput::Elements(series as u64));
+        group.bench_function(BenchmarkId::new("protobuf", series), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut scrape = store.scrape();
+                while scrape.next_family_proto(&mut out) {}
+                out.len()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -195,32 +195,81 @@ impl MetricFamily {
 /// The labels of a label set rendered by [`crate::render_label_set`], unescaped, in order.
 pub fn label_pairs(rendered: &str) -> Vec<LabelPair> {
     let mut pairs = Vec::new();
+    fill_label_pairs(rendered, &mut pairs);
+    pairs
+}
+
+/// [`label_pairs`] into `pairs`, reusing its strings (a scrape fills one list per series).
+pub fn fill_label_pairs(rendered: &str, pairs: &mut Vec<LabelPair>) {
     let mut rest = rendered;
+    let mut n = 0;
     while let Some((name, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
+        if pairs.len() == n {
+            pairs.push(LabelPair::default());
+        }
+        let pair = &mut pairs[n];
+        n += 1;
+        let pair_name = pair.name.get_or_insert_with(String::new);
+        pair_name.clear();
+        pair_name.push_str(name);
+        let value = pair.value.get_or_insert_with(String::new);
+        value.clear();
         let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
+        // Unescaped stretches are copied whole; only `\\`, `\"` and `\n` are rewritten.
+        let bytes = after.as_bytes();
+        let mut from = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => {
+                    value.push_str(&after[from..i]);
+                    match bytes.get(i + 1) {
+                        Some(b'n') => value.push('\n'),
+                        Some(&other) => value.push(char::from(other)),
+                        None => {}
+                    }
+                    i += 2;
+                    from = i;
+                }
+                b'"' => {
+                    value.push_str(&after[from..i]);
                     end = i + 1;
                     break;
                 }
-                c => value.push(c),
+                _ => i += 1,
             }
         }
-        pairs.push(LabelPair {
-            name: Some(name.to_string()),
-            value: Some(value),
-        });
-        rest = after[end..].strip_prefix(',').unwrap_or("");
+        rest = after[end.min(after.len())..]
+            .strip_prefix(',')
+            .unwrap_or("");
     }
-    pairs
+    pairs.truncate(n);
+}
+
+/// Writes one length-delimited `MetricFamily` whose metrics are added one at a time (encoded as they
+/// come, so a family of many series is never held as a list of messages).
+#[derive(Debug, Default)]
+pub struct FamilyWriter {
+    body: Vec<u8>,
+}
+
+impl FamilyWriter {
+    /// Starts a family.
+    pub fn begin(&mut self, name: &str, help: &str, kind: MetricType) {
+        self.body.clear();
+        let _ = prost::Message::encode(&MetricFamily::new(name, help, kind), &mut self.body);
+    }
+
+    /// Adds a metric (field 4 of the family).
+    pub fn push(&mut self, metric: &Metric) {
+        prost::encoding::message::encode(4, metric, &mut self.body);
+    }
+
+    /// Appends the family, length-delimited, to `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        prost::encoding::encode_varint(self.body.len() as u64, out);
+        out.extend_from_slice(&self.body);
+    }
 }
 
 /// The exposition formats we serve.
@@ -345,6 +394,32 @@ mod tests {
             ]
         );
         assert!(label_pairs("").is_empty());
+    }
+
+    #[test]
+    fn the_family_writer_writes_what_prost_writes_for_the_whole_family() {
+        let mut family = MetricFamily::new("x", "help", MetricType::Gauge);
+        let mut writer = FamilyWriter::default();
+        writer.begin("x", "help", MetricType::Gauge);
+        let mut labels = Vec::new();
+        for (i, rendered) in ["a=\"1\",b=\"x\\\"y\"", "a=\"2\"", ""].iter().enumerate() {
+            fill_label_pairs(rendered, &mut labels);
+            let metric = Metric {
+                label: labels.clone(),
+                gauge: Some(Gauge {
+                    value: Some(i as f64),
+                }),
+                ..Metric::default()
+            };
+            writer.push(&metric);
+            family.metric.push(metric);
+        }
+        let (mut ours, mut prosts) = (Vec::new(), Vec::new());
+        writer.finish(&mut ours);
+        family.write_delimited(&mut prosts);
+        assert_eq!(ours, prosts);
+        assert_eq!(family.metric[0].label[1].value.as_deref(), Some("x\"y"));
+        assert!(family.metric[2].label.is_empty());
     }
 
     #[test]

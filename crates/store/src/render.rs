@@ -30,6 +30,9 @@ pub struct Scrape {
     now: Instant,
     /// Scratch for quantile and bucket bound values.
     text: String,
+    /// Protobuf scratch: the family being written, and the metric message reused for each series.
+    writer: statsd_exposition::proto::FamilyWriter,
+    metric: statsd_exposition::proto::Metric,
 }
 
 impl Store {
@@ -54,6 +57,8 @@ impl Store {
             rest_family: None,
             now: self.clock.now(),
             text: String::new(),
+            writer: Default::default(),
+            metric: Default::default(),
         }
     }
 }
@@ -174,8 +179,8 @@ impl Scrape {
     pub fn next_family_proto(&mut self, out: &mut Vec<u8>) -> bool {
         use crate::native::{ZERO_THRESHOLD, spans_and_deltas};
         use statsd_exposition::proto::{
-            Bucket, BucketSpan, Counter, Gauge, Histogram, Metric, MetricFamily, MetricType,
-            Quantile, Summary as ProtoSummary, label_pairs,
+            Bucket, BucketSpan, Counter, Gauge, Histogram, MetricType, Quantile,
+            Summary as ProtoSummary, fill_label_pairs,
         };
         while let Some(family) = self.families.get(self.next).cloned() {
             self.next += 1;
@@ -195,13 +200,16 @@ impl Scrape {
                 statsd_exposition::FamilyType::Summary => MetricType::Summary,
                 statsd_exposition::FamilyType::Histogram => MetricType::Histogram,
             };
-            let mut message = MetricFamily::new(&family.name, &family.help.load().text, kind);
-            message.metric.reserve_exact(members.list.len());
+            let writer = &mut self.writer;
+            writer.begin(&family.name, &family.help.load().text, kind);
+            // One message reused for every series (its label strings too).
+            let metric = &mut self.metric;
             for series in &members.list {
-                let mut metric = Metric {
-                    label: label_pairs(&series.rendered),
-                    ..Metric::default()
-                };
+                fill_label_pairs(&series.rendered, &mut metric.label);
+                metric.counter = None;
+                metric.gauge = None;
+                metric.summary = None;
+                metric.histogram = None;
                 match &series.state {
                     State::Counter(v) => {
                         metric.counter = Some(Counter {
@@ -292,10 +300,10 @@ impl Scrape {
                         metric.histogram = Some(histogram);
                     }
                 }
-                message.metric.push(metric);
+                writer.push(metric);
             }
             drop(members);
-            message.write_delimited(out);
+            writer.finish(out);
             return self.next < self.families.len();
         }
         false
