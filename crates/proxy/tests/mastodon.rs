@@ -232,3 +232,45 @@ fn explain_names_exactly_the_series_ingest_creates() {
     assert_eq!(explained, ingested);
     common::stop_app(rt, running);
 }
+
+/// `examples/mastodon-histograms.yaml` is the shipped mapping with histogram defaults: below `defaults:`
+/// its rules are the shipped file's, byte for byte, and every timing gets a native histogram.
+#[test]
+fn the_histogram_example_keeps_the_shipped_rules() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = |file: &str| {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        text[text.find("\nmappings:\n").expect("a mappings section")..].to_string()
+    };
+    assert_eq!(
+        rules("examples/mastodon-histograms.yaml"),
+        rules("mappings/mastodon.yaml"),
+        "copy the rules of mappings/mastodon.yaml into examples/mastodon-histograms.yaml"
+    );
+    let mapper =
+        statsd_mapping::Mapper::from_file(&root.join("examples/mastodon-histograms.yaml")).unwrap();
+    assert!(mapper.warnings().is_empty(), "{:?}", mapper.warnings());
+    let timings = mapper
+        .rules()
+        .iter()
+        .filter(|r| r.match_metric_type == Some(statsd_mapping::MetricType::Observer))
+        .count();
+    assert!(timings >= 5);
+    for rule in mapper.rules() {
+        if rule.match_metric_type == Some(statsd_mapping::MetricType::Observer) {
+            match &rule.spec.observer {
+                statsd_mapping::Observer::Histogram(h) => {
+                    assert_eq!(
+                        h.native,
+                        Some(statsd_mapping::NativeOptions {
+                            schema: 3,
+                            max_buckets: 160
+                        })
+                    );
+                    assert_eq!(h.buckets.len(), 11);
+                }
+                other => panic!("{}: {other:?}", rule.pattern),
+            }
+        }
+    }
+}

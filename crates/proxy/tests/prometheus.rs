@@ -60,9 +60,15 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// The PromQL of every dashboard panel, with Grafana's variables replaced as an "All" selection would.
+/// The PromQL of every panel of the shipped dashboard.
 fn dashboard_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(repo().join("examples/grafana/mastodon.json")).unwrap();
+    panel_queries("examples/grafana/mastodon.json")
+}
+
+/// The PromQL of every panel of a dashboard, with Grafana's variables replaced as an "All" selection
+/// would.
+fn panel_queries(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -348,6 +354,74 @@ fn prometheus_scrapes_the_protobuf_format() {
         m.get(r#"statsd_proxy_scrapes_total{format="protobuf"}"#)
             .is_some_and(|&n| n >= 1.0),
         "{m:#?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The native-histogram kit: statsd-ruby sends Mastodon's metrics to the proxy running
+/// `examples/mastodon-histograms.yaml`; a Prometheus with native histograms scrapes it (protobuf); every
+/// panel of `examples/grafana/mastodon-native-histograms.json` then returns data.
+#[test]
+fn every_native_histogram_panel_returns_data() {
+    for tool in ["prometheus", "ruby"] {
+        require(tool);
+    }
+    let mapping = repo().join("examples/mastodon-histograms.yaml");
+    let proxy = spawn(&[&format!("--statsd.mapping-config={}", mapping.display())]);
+    let dir = std::env::temp_dir().join(format!(
+        "statsd-proxy-prometheus-native-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
+            proxy.http
+        ),
+    )
+    .unwrap();
+    let prometheus_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg("--enable-feature=native-histograms")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let _client = Killed(
+        Command::new("ruby")
+            .arg(repo().join("crates/proxy/tests/data/mastodon_client.rb"))
+            .args(["127.0.0.1", &proxy.udp.port().to_string(), "120"])
+            .spawn()
+            .expect("start the statsd-ruby client"),
+    );
+    let mut pending: BTreeSet<String> =
+        panel_queries("examples/grafana/mastodon-native-histograms.json")
+            .into_iter()
+            .collect();
+    assert!(pending.len() >= 6, "{pending:?}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !pending.is_empty() && Instant::now() < deadline {
+        if std::net::TcpStream::connect(prometheus_addr).is_ok()
+            && request(prometheus_addr, "GET", "/-/ready", &[]).status == 200
+        {
+            pending.retain(|q| !has_data(prometheus_addr, q));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        pending.is_empty(),
+        "native-histogram panels without data after 90 s:\n{}",
+        pending.into_iter().collect::<Vec<_>>().join("\n")
     );
     std::fs::remove_dir_all(&dir).ok();
 }
