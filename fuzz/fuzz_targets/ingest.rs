@@ -1,6 +1,7 @@
 //! Fuzzes the whole receive path: any datagram goes through ingest (parsing, the embedded Mastodon
-//! mapping, the route, the store) and the store then renders. Nothing may panic, and the rendered
-//! text must stay well-formed: every sample line has a name, balanced braces and a number.
+//! mapping, the route, the series cache, the store) and the store then renders, in both formats.
+//! Nothing may panic; the rendered text must stay well-formed (every sample line has a name, balanced
+//! braces and a number), and the protobuf rendering must decode to the same families.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -35,9 +36,12 @@ fuzz_target!(|data: &[u8]| {
         Arc::clone(&store),
         telemetry.clone(),
         16,
+        16,
         None,
     );
     let mut scratch = ingest.scratch();
+    // Twice: the second pass goes through the series cache.
+    ingest.packet(data, &mut scratch);
     ingest.packet(data, &mut scratch);
     let mut out = String::new();
     store.render(&mut out);
@@ -52,4 +56,22 @@ fuzz_target!(|data: &[u8]| {
             assert!(!name.is_empty() && labels.ends_with('}'), "{line:?}");
         }
     }
+    // The protobuf format: decodes, one message per family, the text's families.
+    let mut bytes = Vec::new();
+    let mut scrape = store.scrape();
+    while scrape.next_family_proto(&mut bytes) {}
+    let mut buf = bytes.as_slice();
+    let mut names = Vec::new();
+    while !buf.is_empty() {
+        let family: statsd_exposition::proto::MetricFamily =
+            prost::Message::decode_length_delimited(&mut buf).expect("a delimited family");
+        assert!(!family.metric.is_empty());
+        names.push(family.name.expect("a family name"));
+    }
+    let text_names: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, text_names);
 });
