@@ -135,13 +135,19 @@ impl Ingest {
 
     /// Handles the lines of one packet, counting into `scratch` (see [`Ingest::publish`]).
     pub fn lines_of(&self, packet: &[u8], scratch: &mut Scratch) {
+        // One mapping for the whole packet (a reload between two of its lines changes nothing).
+        let mapper = self.mapper.load();
         for line in statsd_line::lines(packet) {
-            self.line(line, scratch);
+            self.line_with(line, scratch, &mapper);
         }
     }
 
     /// Handles one line (no newline), counting into `scratch` (published by [`Ingest::publish`]).
     pub fn line(&self, line: &[u8], scratch: &mut Scratch) {
+        self.line_with(line, scratch, &self.mapper.load());
+    }
+
+    fn line_with(&self, line: &[u8], scratch: &mut Scratch, mapper: &Arc<Mapper>) {
         if self.relay.is_some() {
             scratch.relay.extend_from_slice(line);
             scratch.relay.push(b'\n');
@@ -166,7 +172,7 @@ impl Ingest {
             let tally = &mut scratch.tally;
             tally.samples += 1;
             match sample {
-                Ok(sample) => self.sample(&sample, scratch),
+                Ok(sample) => self.sample(&sample, scratch, mapper),
                 Err(e) => {
                     tracing::debug!(reason = %e.reason, line = %parsed.text(), "bad sample");
                     tally.error(e.reason);
@@ -206,7 +212,7 @@ impl Ingest {
         }
     }
 
-    fn sample(&self, sample: &Sample<'_, '_>, scratch: &mut Scratch) {
+    fn sample(&self, sample: &Sample<'_, '_>, scratch: &mut Scratch, mapper: &Arc<Mapper>) {
         let tally = &mut scratch.tally;
         if sample.invalid_rate {
             // Kept at rate 1, but counted, as statsd_exporter does.
@@ -215,7 +221,6 @@ impl Ingest {
         if !sample.tags.is_empty() {
             tally.tags += 1;
         }
-        let mapper = self.mapper.load();
         let Scratch {
             name,
             series: series_cache,
@@ -259,8 +264,8 @@ impl Ingest {
             .iter()
             .map(|t| (t.key.as_ref(), t.value))
             .collect();
-        let mapped = cache.map(&mapper, sample.name, metric_type(sample.kind));
-        match route::resolve(&mapper, mapped, sample, &mut labels, name) {
+        let mapped = cache.map(mapper, sample.name, metric_type(sample.kind));
+        match route::resolve(mapper, mapped, sample, &mut labels, name) {
             Route::Dropped { .. } => {
                 tally.actions_drop += 1;
                 series_cache.insert(Target::Dropped);
