@@ -1,14 +1,15 @@
-//! A scrape's response body: the page is rendered (and gzipped) in chunks of [`CHUNK`] bytes, each on a
-//! blocking thread, as the client reads it.
+//! A scrape's response body: the page is rendered (and gzipped) in chunks of [`CHUNK`] bytes, each on
+//! a blocking thread, as the client reads it: text 0.0.4, or protobuf `MetricFamily` messages (whole
+//! families per chunk), as [`statsd_exposition::proto::negotiate`] chose.
 //!
 //! Why chunks: a page of 100k series is several MB. Built whole, every concurrent scrape held a copy,
 //! and the allocator kept the peak long after (two rounds of 50 scrapes left RSS at 430 MB). Streamed,
-//! a scrape holds one chunk of text and its compressed form whatever the store's size, and a client that
-//! reads slowly only delays itself. Why off the async workers: a chunk costs tens of microseconds of
-//! CPU, which would still add up to milliseconds of stalled TCP and unixgram ingest per scrape on a
-//! worker. Each chunk takes one of the [`crate::config::MAX_CONCURRENT_RENDERS`] render slots, so
-//! scrapes cannot occupy every core however many arrive; the slot is released between chunks, so a
-//! client that stops reading never holds one. A scrape holds one of the
+//! a scrape holds one chunk and its compressed form whatever the store's size, and a client that reads
+//! slowly only delays itself. Why off the async workers: a chunk costs tens of microseconds of CPU
+//! (more in protobuf), which would add up to milliseconds of stalled TCP and unixgram ingest per
+//! scrape on a worker. Each chunk takes one of the [`crate::config::MAX_CONCURRENT_RENDERS`] render
+//! slots, so scrapes cannot occupy every core however many arrive; the slot is released between
+//! chunks, so a client that stops reading never holds one. A scrape holds one of the
 //! [`crate::config::MAX_STREAMING_SCRAPES`] streaming slots from its response to its body's end, which
 //! bounds the memory of all scrapes together (a gzip compressor is about 300 KiB); a client that stops
 //! reading is disconnected after [`crate::config::WRITE_STALL_TIMEOUT`], freeing its slot.
