@@ -99,6 +99,11 @@ pub fn validate(pattern: &str) -> Result<(), String> {
 }
 
 impl GlobIndex {
+    /// First match in file order (else the most specific: `glob_disable_ordering`).
+    pub(crate) fn ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// An empty index; `ordered` is the inverse of `glob_disable_ordering`.
     pub fn new(ordered: bool) -> Self {
         Self {

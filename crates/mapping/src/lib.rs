@@ -36,6 +36,7 @@ mod document;
 pub mod duration;
 mod error;
 pub mod glob;
+pub mod lint;
 mod mapper;
 mod observer;
 mod positions;

@@ -24,6 +24,8 @@ pub struct Template {
     pieces: Vec<Piece>,
     /// The source text, for messages.
     source: String,
+    /// Named references that name no group (each expands to ""), for `mapping lint`.
+    unresolved: Vec<String>,
 }
 
 /// A reference as written, before it is resolved against a rule's groups.
@@ -66,6 +68,7 @@ impl Template {
     /// group, which expands to "").
     pub fn compile(source: &str, group_index: impl Fn(&str) -> Option<usize>) -> Self {
         let mut pieces = Vec::new();
+        let mut unresolved = Vec::new();
         let mut literal = String::new();
         let mut rest = source;
         while let Some(dollar) = rest.find('$') {
@@ -82,7 +85,13 @@ impl Template {
                     rest = after;
                     let group = match reference {
                         Reference::Number(n) => Some(n),
-                        Reference::Name(name) => group_index(name),
+                        Reference::Name(name) => {
+                            let group = group_index(name);
+                            if group.is_none() {
+                                unresolved.push(name.to_string());
+                            }
+                            group
+                        }
                     };
                     if let Some(g) = group {
                         if !literal.is_empty() {
@@ -100,7 +109,21 @@ impl Template {
         Self {
             pieces,
             source: source.to_string(),
+            unresolved,
         }
+    }
+
+    /// Named references that name no group (`$1_x` names the group `1_x`): each expands to "".
+    pub fn unresolved(&self) -> &[String] {
+        &self.unresolved
+    }
+
+    /// The group numbers referenced.
+    pub fn groups(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Group(g) => Some(*g),
+            Piece::Literal(_) => None,
+        })
     }
 
     /// The highest group number referenced, if any.

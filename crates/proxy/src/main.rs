@@ -98,6 +98,18 @@ fn main() -> ExitCode {
         }) => {
             return explain(&cli, lines);
         }
+        Some(Command::Mapping {
+            action: MappingCommand::Lint { file, strict },
+        }) => {
+            let (report, pass) =
+                mappings::lint_report(file.as_deref(), &cli.mapping_source(), *strict);
+            print!("{report}");
+            return if pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         None => {}
     }
     if cli.check_config_requested() {

@@ -263,3 +263,60 @@ fn mapping_explain_and_check_subcommands() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// `mapping lint`, as an admin or a CI job runs it: findings with `file:line:column`, exit 1 on
+/// errors; the embedded mapping passes; `--strict` fails on warnings.
+#[test]
+fn mapping_lint_subcommand() {
+    let bin = env!("CARGO_BIN_EXE_statsd-proxy");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture = root.join("crates/mapping/tests/data/lint.yaml");
+    let out = Command::new(bin)
+        .args(["mapping", "lint"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let file = fixture.display().to_string();
+    for needle in [
+        format!("{file}:5:5: error: mappings[1]: never used"),
+        format!(
+            "{file}:25:5: error: mappings[6]: `statsd_exporter_lines_total` is one of statsd-proxy's own metrics"
+        ),
+        format!("{file}:10:5: warning: mappings[2]: `db_$1_x`"),
+        format!("{file}: 9 rules, 3 errors, 2 warnings, 2 hints"),
+    ] {
+        assert!(text.contains(&needle), "no {needle:?} in:\n{text}");
+    }
+    // The embedded mapping (no file, no --statsd.mapping-config): hints only.
+    let out = Command::new(bin)
+        .args(["mapping", "lint", "--strict"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Warnings fail only under --strict.
+    let dir = std::env::temp_dir().join(format!("statsd-proxy-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let warned = dir.join("warned.yaml");
+    std::fs::write(
+        &warned,
+        "mappings:\n  - match: \"a.*\"\n    name: \"x_$1_y\"\n",
+    )
+    .unwrap();
+    let lint = |strict: bool| {
+        let mut command = Command::new(bin);
+        command.args(["mapping", "lint"]).arg(&warned);
+        if strict {
+            command.arg("--strict");
+        }
+        command.output().unwrap().status.code()
+    };
+    assert_eq!(lint(false), Some(0));
+    assert_eq!(lint(true), Some(1));
+    std::fs::remove_dir_all(&dir).ok();
+}

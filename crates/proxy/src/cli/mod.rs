@@ -288,6 +288,17 @@ pub enum MappingCommand {
         /// StatsD lines, e.g. 'Mastodon.production.web.HomeController.index.html.total_duration:42|ms'.
         lines: Vec<String>,
     },
+    /// Find what a mapping loads with but should not have: rules that can never match, templates that
+    /// expand to nothing, labels of unbounded cardinality, names that collide across types or with our
+    /// own metrics, regexes a glob would do. Each finding with file:line:column and a severity; exit 1
+    /// on errors (and on warnings with --strict).
+    Lint {
+        /// The mapping file (default: the --statsd.mapping-config file, else the embedded one).
+        file: Option<std::path::PathBuf>,
+        /// Fail on warnings too.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 impl Cli {
