@@ -163,6 +163,17 @@ impl Mapper {
 
     /// Maps a StatsD name of type `ty`: glob rules first, then regex rules, each in their order.
     pub fn map(&self, name: &str, ty: MetricType) -> Option<Mapped> {
+        self.map_with(name, ty, true)
+    }
+
+    /// [`Mapper::map`] with every regex rule matched by the regex crate (no fast path): the reference
+    /// the fast path is fuzzed against.
+    #[doc(hidden)]
+    pub fn map_by_regex_crate(&self, name: &str, ty: MetricType) -> Option<Mapped> {
+        self.map_with(name, ty, false)
+    }
+
+    fn map_with(&self, name: &str, ty: MetricType, fast: bool) -> Option<Mapped> {
         if let Some(m) = self.glob.find(name, ty) {
             let rule = &self.rules[m.rule];
             let group = |i: usize| match i {
@@ -179,6 +190,7 @@ impl Mapper {
             }
             match simple
                 .as_ref()
+                .filter(|_| fast)
                 .map(|s| s.captures(name, re.captures_len() - 1, &mut spans))
             {
                 Some(None) => continue,
