@@ -5,15 +5,17 @@
 //! loadgen send    --target 127.0.0.1:9125 [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
 //!                 [--senders N] [--seconds S]
 //! loadgen sink    --listen 127.0.0.1:9999 [--seconds S]        # prints what it received and its CPU
-//! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N] [--namespaces N]
+//! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N[,N…]] [--namespaces N]
 //!                 [--senders N] [--proxy PATH] [--mapping FILE] [--workers N] [--reuseport]
 //! ```
 //!
 //! `compare` runs, one after the other on the same traffic: the sink (a child process), then the proxy
-//! (the release binary, with the community Mastodon mapping, Mastodon-style one-line datagrams). It
-//! prints the lines sent, what each accounted for, the proxy/sink ratio, CPU seconds per million lines
-//! (proxy) and per million datagrams (sink) and their ratio, and the proxy's RSS. Everything stays on
-//! 127.0.0.1 and stops by itself.
+//! (the release binary, default flags, the community Mastodon mapping, the Mastodon corpus), for each
+//! number of lines per datagram asked (1 and 20 by default: Mastodon's one metric per datagram, and a
+//! batching client's). It prints the lines sent, what each accounted for, the proxy/sink ratio, CPU
+//! seconds per million lines (proxy) and per million datagrams (sink), the proxy's CPU per line against
+//! the sink's per datagram and per line (the floor), and the proxy's RSS. Everything stays on 127.0.0.1
+//! and stops by itself.
 
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -239,10 +241,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn compare(args: &[String]) {
+/// `compare` for each value of `--lines-per-datagram` (a comma-separated list; default `1,20`).
+fn compare_all(args: &[String]) {
+    let list = arg_str(args, "--lines-per-datagram").unwrap_or_else(|| "1,20".into());
+    for per in list
+        .split(',')
+        .filter_map(|p| p.trim().parse::<usize>().ok())
+    {
+        compare(args, per);
+    }
+}
+
+fn compare(args: &[String], per: usize) {
     let seconds: f64 = arg(args, "--seconds", 5.0);
     let rate: u64 = arg(args, "--rate", 0);
-    let per: usize = arg(args, "--lines-per-datagram", 1);
     let namespaces: usize = arg(args, "--namespaces", 1);
     let senders: usize = arg(args, "--senders", 1);
     let reuseport = args.iter().any(|a| a == "--reuseport");
@@ -394,7 +406,7 @@ fn main() {
             &arg_str(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into()),
             arg(&args, "--seconds", 10.0),
         ),
-        Some("compare") => compare(&args),
+        Some("compare") => compare_all(&args),
         _ => {
             eprintln!(
                 "usage: loadgen send|sink|compare [options]  (see the source's documentation)"
