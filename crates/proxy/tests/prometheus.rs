@@ -103,6 +103,64 @@ fn alert_quantities() -> Vec<String> {
     out
 }
 
+/// A Prometheus scraping `target` every second, its data in `dir/name` (with native histograms on:
+/// it then asks for protobuf first), on a free port; stopped when the handle is dropped.
+fn start_prometheus(
+    dir: &Path,
+    name: &str,
+    target: SocketAddr,
+    native: bool,
+) -> (Killed, SocketAddr) {
+    let config = dir.join(format!("{name}.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = Command::new("prometheus");
+    if native {
+        command.arg("--enable-feature=native-histograms");
+    }
+    let child = command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join(name).display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    (Killed(child), addr)
+}
+
+/// statsd-ruby sending Mastodon's metrics to `udp` for up to two minutes (stopped when dropped).
+fn mastodon_client(udp: SocketAddr) -> Killed {
+    Killed(
+        Command::new("ruby")
+            .arg(repo().join("crates/proxy/tests/data/mastodon_client.rb"))
+            .args(["127.0.0.1", &udp.port().to_string(), "120"])
+            .spawn()
+            .expect("start the statsd-ruby client"),
+    )
+}
+
+/// Queries `prometheus` (once it is ready) until every one of `queries` returns data or 90 s pass;
+/// returns those still without data.
+fn wait_for_data(prometheus: SocketAddr, mut pending: BTreeSet<String>) -> BTreeSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !pending.is_empty() && Instant::now() < deadline {
+        if std::net::TcpStream::connect(prometheus).is_ok()
+            && request(prometheus, "GET", "/-/ready", &[]).status == 200
+        {
+            pending.retain(|q| !has_data(prometheus, q));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    pending
+}
+
 fn has_data(prometheus: SocketAddr, query: &str) -> bool {
     let response = request(
         prometheus,
@@ -150,52 +208,15 @@ fn every_dashboard_and_alert_query_returns_data() {
     let proxy = spawn(&[]);
     let dir = std::env::temp_dir().join(format!("statsd-proxy-prometheus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
-            proxy.http
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let prometheus_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus_addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let _client = Killed(
-        Command::new("ruby")
-            .arg(repo().join("crates/proxy/tests/data/mastodon_client.rb"))
-            .args(["127.0.0.1", &proxy.udp.port().to_string(), "120"])
-            .spawn()
-            .expect("start the statsd-ruby client"),
-    );
+    let (_prometheus, prometheus_addr) = start_prometheus(&dir, "data", proxy.http, false);
+    let _client = mastodon_client(proxy.udp);
 
-    let mut pending: BTreeSet<String> = dashboard_queries()
+    let queries: BTreeSet<String> = dashboard_queries()
         .into_iter()
         .chain(alert_quantities())
         .collect();
-    assert!(pending.len() >= 30, "{} queries", pending.len());
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !pending.is_empty() && Instant::now() < deadline {
-        if std::net::TcpStream::connect(prometheus_addr).is_ok()
-            && request(prometheus_addr, "GET", "/-/ready", &[]).status == 200
-        {
-            pending.retain(|q| !has_data(prometheus_addr, q));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    assert!(queries.len() >= 30, "{} queries", queries.len());
+    let pending = wait_for_data(prometheus_addr, queries);
     assert!(
         pending.is_empty(),
         "queries without data after 90 s:\n{}",
@@ -264,34 +285,9 @@ fn prometheus_scrapes_the_protobuf_format() {
     }
     common::wait_for_lines(proxy.http, lines.len() as f64);
 
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
-            proxy.http
-        ),
-    )
-    .unwrap();
     // One Prometheus with native histograms (it asks for protobuf), one without (text).
-    let start = |name: &str, native: bool| {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut command = Command::new("prometheus");
-        if native {
-            command.arg("--enable-feature=native-histograms");
-        }
-        let child = command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join(name).display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        (Killed(child), addr)
-    };
-    let (_native, prometheus_addr) = start("native", true);
-    let (_classic, classic_addr) = start("classic", false);
+    let (_native, prometheus_addr) = start_prometheus(&dir, "native", proxy.http, true);
+    let (_classic, classic_addr) = start_prometheus(&dir, "classic", proxy.http, false);
     let deadline = Instant::now() + Duration::from_secs(60);
     for addr in [prometheus_addr, classic_addr] {
         let mut seen = None;
@@ -373,51 +369,14 @@ fn every_native_histogram_panel_returns_data() {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{}\"]\n",
-            proxy.http
-        ),
-    )
-    .unwrap();
-    let prometheus_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg("--enable-feature=native-histograms")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus_addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let _client = Killed(
-        Command::new("ruby")
-            .arg(repo().join("crates/proxy/tests/data/mastodon_client.rb"))
-            .args(["127.0.0.1", &proxy.udp.port().to_string(), "120"])
-            .spawn()
-            .expect("start the statsd-ruby client"),
-    );
-    let mut pending: BTreeSet<String> =
+    let (_prometheus, prometheus_addr) = start_prometheus(&dir, "data", proxy.http, true);
+    let _client = mastodon_client(proxy.udp);
+    let queries: BTreeSet<String> =
         panel_queries("examples/grafana/mastodon-native-histograms.json")
             .into_iter()
             .collect();
-    assert!(pending.len() >= 6, "{pending:?}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !pending.is_empty() && Instant::now() < deadline {
-        if std::net::TcpStream::connect(prometheus_addr).is_ok()
-            && request(prometheus_addr, "GET", "/-/ready", &[]).status == 200
-        {
-            pending.retain(|q| !has_data(prometheus_addr, q));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    assert!(queries.len() >= 6, "{queries:?}");
+    let pending = wait_for_data(prometheus_addr, queries);
     assert!(
         pending.is_empty(),
         "native-histogram panels without data after 90 s:\n{}",
