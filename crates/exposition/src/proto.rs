@@ -39,6 +39,17 @@ pub enum MetricType {
     Histogram = 4,
 }
 
+impl From<crate::FamilyType> for MetricType {
+    fn from(kind: crate::FamilyType) -> Self {
+        match kind {
+            crate::FamilyType::Counter => MetricType::Counter,
+            crate::FamilyType::Gauge => MetricType::Gauge,
+            crate::FamilyType::Summary => MetricType::Summary,
+            crate::FamilyType::Histogram => MetricType::Histogram,
+        }
+    }
+}
+
 /// `io.prometheus.client.Gauge`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Gauge {

@@ -128,13 +128,7 @@ impl Template {
 
     /// The highest group number referenced, if any.
     pub fn max_group(&self) -> Option<usize> {
-        self.pieces
-            .iter()
-            .filter_map(|p| match p {
-                Piece::Group(g) => Some(*g),
-                Piece::Literal(_) => None,
-            })
-            .max()
+        self.groups().max()
     }
 
     /// The literal text of the template, with every reference taken as empty.

@@ -11,7 +11,9 @@ use std::time::Instant;
 use statsd_exposition::{write_header, write_sample, write_value};
 
 use crate::Store;
-use crate::series::{Family, Series, State};
+use parking_lot::MutexGuard;
+
+use crate::series::{Family, Members, Series, State};
 
 /// A scrape in progress: the families as they were when it began, sorted by name, and how far it got.
 ///
@@ -63,6 +65,21 @@ impl Store {
     }
 }
 
+/// `family`'s members, locked and sorted by label set, or `None` if it has none.
+fn sorted_members(family: &Family) -> Option<MutexGuard<'_, Members>> {
+    let mut members = family.members.lock();
+    if members.list.is_empty() {
+        return None;
+    }
+    if !members.sorted {
+        members
+            .list
+            .sort_unstable_by(|a, b| a.rendered.cmp(&b.rendered));
+        members.sorted = true;
+    }
+    Some(members)
+}
+
 impl Scrape {
     /// Appends the next series to `out`, stopping at the first series boundary after `out` reached
     /// `budget` bytes (so a chunk overshoots by at most one series). Returns whether anything is
@@ -83,16 +100,9 @@ impl Scrape {
                 return false;
             };
             self.next += 1;
-            let mut members = family.members.lock();
-            if members.list.is_empty() {
+            let Some(members) = sorted_members(&family) else {
                 continue;
-            }
-            if !members.sorted {
-                members
-                    .list
-                    .sort_unstable_by(|a, b| a.rendered.cmp(&b.rendered));
-                members.sorted = true;
-            }
+            };
             let help = family.help.load();
             write_header(out, &family.name, &help.text, family.kind.family_type());
             let done = self.write_series(out, &family, &members.list, budget);
@@ -184,22 +194,10 @@ impl Scrape {
         };
         while let Some(family) = self.families.get(self.next).cloned() {
             self.next += 1;
-            let mut members = family.members.lock();
-            if members.list.is_empty() {
+            let Some(members) = sorted_members(&family) else {
                 continue;
-            }
-            if !members.sorted {
-                members
-                    .list
-                    .sort_unstable_by(|a, b| a.rendered.cmp(&b.rendered));
-                members.sorted = true;
-            }
-            let kind = match family.kind.family_type() {
-                statsd_exposition::FamilyType::Counter => MetricType::Counter,
-                statsd_exposition::FamilyType::Gauge => MetricType::Gauge,
-                statsd_exposition::FamilyType::Summary => MetricType::Summary,
-                statsd_exposition::FamilyType::Histogram => MetricType::Histogram,
             };
+            let kind = MetricType::from(family.kind.family_type());
             let writer = &mut self.writer;
             writer.begin(&family.name, &family.help.load().text, kind);
             // One message reused for every series (its label strings too).
