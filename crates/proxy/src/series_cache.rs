@@ -7,7 +7,8 @@
 //! empties the cache. A series that expired leaves a stale reference ([`SeriesRef::is_live`]), which
 //! counts as a miss and is replaced. Refused samples are not cached (they go the whole way each time,
 //! and are counted each time). Memory: the cache starts empty, grows with the names seen, and holds
-//! at most `capacity` entries (the least recently used goes first): about 150 bytes plus the key each.
+//! at most `capacity` entries (the least recently used goes first). Measured end to end: 18,800 live
+//! names (the 200-instance `loadgen` traffic) took the proxy's RSS from 55 to 65 MiB (BENCHMARKS.md).
 //!
 //! [`Mapper::generation`]: statsd_mapping::Mapper::generation
 
