@@ -203,14 +203,8 @@ impl MetricFamily {
     }
 }
 
-/// The labels of a label set rendered by [`crate::render_label_set`], unescaped, in order.
-pub fn label_pairs(rendered: &str) -> Vec<LabelPair> {
-    let mut pairs = Vec::new();
-    fill_label_pairs(rendered, &mut pairs);
-    pairs
-}
-
-/// [`label_pairs`] into `pairs`, reusing its strings (a scrape fills one list per series).
+/// The labels of a label set rendered by [`crate::render_label_set`], unescaped, in order, into `pairs`
+/// (its strings reused: a scrape fills one list per series).
 pub fn fill_label_pairs(rendered: &str, pairs: &mut Vec<LabelPair>) {
     let mut rest = rendered;
     let mut n = 0;
@@ -343,6 +337,12 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn label_pairs(rendered: &str) -> Vec<LabelPair> {
+        let mut pairs = Vec::new();
+        fill_label_pairs(rendered, &mut pairs);
+        pairs
+    }
 
     #[test]
     fn prometheus_default_accept_gets_text() {
