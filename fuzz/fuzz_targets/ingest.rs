@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         Arc::clone(mapper),
         Arc::clone(&store),
         telemetry.clone(),
+        Default::default(),
         16,
         16,
         None,

@@ -100,8 +100,13 @@ impl Mapper {
         source: String,
     ) -> Self {
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let mut seen = std::collections::HashMap::new();
         for rule in &mut rules {
             rule.spec.generation = generation;
+            let key = rule.identity();
+            let occurrence = seen.entry(key).or_insert(0u64);
+            rule.spec.origin = origin(key, *occurrence);
+            *occurrence += 1;
         }
         unmapped.generation = generation;
         Self {
@@ -213,7 +218,41 @@ impl Mapper {
     }
 }
 
+/// A rule's [`Spec::origin`]: its identity hashed with how many identical rules precede it; never 0.
+fn origin(identity: u64, occurrence: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (identity, occurrence).hash(&mut h);
+    h.finish() | 1
+}
+
 impl Rule {
+    /// The name template as written.
+    pub fn name_template(&self) -> &str {
+        self.name.source()
+    }
+
+    /// A hash of what the rule matches and what it makes of a match (match, types, action, name and
+    /// label templates), the same in every load of the same text: not its place in the file (a reload
+    /// that adds a rule above keeps the others' identities), nor its help, observer, TTL or scale (an
+    /// edit of those keeps the rule's counts on the status page).
+    fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.pattern.hash(&mut h);
+        format!(
+            "{:?}{:?}{:?}",
+            self.match_type, self.match_metric_type, self.action
+        )
+        .hash(&mut h);
+        self.name.source().hash(&mut h);
+        for (k, v) in &self.labels {
+            k.hash(&mut h);
+            v.source().hash(&mut h);
+        }
+        h.finish()
+    }
+
     fn expand<'a>(&self, group: impl Fn(usize) -> Option<&'a str> + Copy) -> Mapped {
         let mut raw_name = String::with_capacity(64);
         self.name.expand_into(&mut raw_name, group);

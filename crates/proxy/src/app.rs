@@ -22,6 +22,8 @@ use crate::config::{SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::ingest::Ingest;
 use crate::listen::{BindError, bind_first, bind_tcp, fds, tcp, udp, unixgram};
 use crate::relay::{self, RelayMetrics};
+use crate::activity::Activity;
+use crate::status::Listener;
 use crate::state::{Parts, State};
 use crate::telemetry::Telemetry;
 use crate::{http, mappings};
@@ -143,11 +145,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // Our own metric names (relay ones included) are never StatsD series: a scrape never holds two
     // families of one name.
     store.reserve_names(telemetry.names());
+    let activity = Arc::new(Activity::default());
     let ingest = Ingest::new(
         Parser::new(config.dialects),
         Arc::clone(&mapper),
         Arc::clone(&store),
         telemetry.clone(),
+        Arc::clone(&activity),
         config.cache_size,
         config.series_cache_size(),
         relay,
@@ -236,13 +240,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let state = Arc::new(State::new(Parts {
         store: Arc::clone(&store),
-        telemetry,
+        telemetry: telemetry.clone(),
+        activity: Arc::clone(&activity),
         mapper,
         source: config.mapping.clone(),
         strict: config.mapping_strict,
         enable_lifecycle: config.enable_lifecycle,
         telemetry_path: config.telemetry_path.clone(),
         udp_inodes,
+        listeners: listeners(udp_addr, tcp_addr, config.listen_unixgram.as_deref(), http_addr),
+        parser: Parser::new(config.dialects),
     }));
     tracing::info!(address = %http_addr, path = %config.telemetry_path, "serving metrics over HTTP");
     tasks.spawn(http::serve(
@@ -251,7 +258,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         http_cap,
         stopped.clone(),
     ));
-    tasks.spawn(sweep(store, stopped));
+    tasks.spawn(sweep(store, telemetry, activity, stopped));
 
     Ok(Running {
         udp_addr,
@@ -328,8 +335,34 @@ impl Signals {
     }
 }
 
-/// Advances the store's coarse clock and removes expired series, every [`SWEEP_INTERVAL`].
-async fn sweep(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+/// What the proxy listens on, for the status page.
+fn listeners(
+    udp: Option<std::net::SocketAddr>,
+    tcp: Option<std::net::SocketAddr>,
+    unixgram: Option<&std::path::Path>,
+    http: std::net::SocketAddr,
+) -> Vec<Listener> {
+    let mut all = Vec::new();
+    let mut add = |protocol, address: Option<String>| {
+        if let Some(address) = address {
+            all.push(Listener { protocol, address });
+        }
+    };
+    add("udp", udp.map(|a| a.to_string()));
+    add("tcp", tcp.map(|a| a.to_string()));
+    add("unixgram", unixgram.map(|p| p.display().to_string()));
+    add("http", Some(http.to_string()));
+    all
+}
+
+/// Advances the store's coarse clock and removes expired series, and records the traffic for the
+/// status page, every [`SWEEP_INTERVAL`].
+async fn sweep(
+    store: Arc<Store>,
+    telemetry: Telemetry,
+    activity: Arc<Activity>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -338,6 +371,8 @@ async fn sweep(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
             _ = interval.tick() => {
                 store.tick();
+                let (lines, samples) = telemetry.totals();
+                activity.tick(lines, samples);
                 let removed = store.expire();
                 if removed > 0 {
                     tracing::debug!(removed, "expired series");

@@ -134,7 +134,14 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         return metrics(state, format, gzip).await;
     }
     match path {
-        "/" | "/-/healthy" | "/-/ready" if !read_only => method_not_allowed("GET, HEAD"),
+        "/" | "/-/healthy" | "/-/ready" | "/status" | "/api/v1/status" if !read_only => {
+            method_not_allowed("GET, HEAD")
+        }
+        "/status" => {
+            let explain = crate::status::explain_query(req.uri().query());
+            status_page(state, explain).await
+        }
+        "/api/v1/status" => status_json(state).await,
         "/" => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
@@ -172,6 +179,39 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     }
 }
 
+/// The status report, gathered on a blocking thread (it counts the store's series).
+async fn gather(state: &Arc<State>) -> Option<crate::status::Report> {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || crate::status::report(&state))
+        .await
+        .ok()
+}
+
+async fn status_page(state: &Arc<State>, explain: Option<String>) -> Response<Body> {
+    let Some(report) = gather(state).await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n");
+    };
+    let explained = explain.map(|input| {
+        let output = crate::status::explain(state, &input);
+        (input, output)
+    });
+    let page = crate::status::html(
+        &report,
+        explained.as_ref().map(|(i, o)| (i.as_str(), o.as_str())),
+    );
+    text(StatusCode::OK, "text/html; charset=utf-8", page)
+}
+
+async fn status_json(state: &Arc<State>) -> Response<Body> {
+    let Some(report) = gather(state).await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n");
+    };
+    match serde_json::to_vec_pretty(&report) {
+        Ok(body) => text(StatusCode::OK, "application/json", body),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
+    }
+}
+
 /// A `/metrics` response: the page is streamed, rendered in chunks as the client reads it (see
 /// [`crate::scrape`]), once a streaming slot is free; 503 with `Retry-After` if none frees up within
 /// [`SCRAPE_QUEUE_TIMEOUT`].
@@ -205,22 +245,8 @@ async fn metrics(state: &Arc<State>, format: Format, gzip: bool) -> Response<Bod
     response
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn landing_page(state: &State) -> String {
-    let path = escape_html(state.telemetry_path());
+    let path = crate::status::escape_html(state.telemetry_path());
     let lifecycle = if state.lifecycle_enabled() {
         "<li>POST <code>/-/reload</code> reloads the mapping; POST <code>/-/quit</code> stops the proxy.</li>\n"
     } else {
@@ -230,6 +256,10 @@ fn landing_page(state: &State) -> String {
         "<!DOCTYPE html>\n<html><head><title>statsd-proxy</title></head><body>\n\
          <h1>statsd-proxy</h1>\n<p>StatsD to Prometheus translating proxy.</p>\n\
          <ul><li><a href=\"{path}\">Metrics</a></li>\n\
+         <li><a href=\"/status\">Status</a>: traffic, drops, unmapped names, rule hits, series, \
+         and an explain form (<a href=\"/api/v1/status\">as JSON</a>)</li>\n\
+         <li><a href=\"/status\">Status</a>: traffic, drops, unmapped names, rule hits, series, \
+         and an explain form (<a href=\"/api/v1/status\">as JSON</a>)</li>\n\
          <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li>\n{lifecycle}</ul>\n\
          </body></html>\n"
     )

@@ -13,9 +13,10 @@ use statsd_line::{Line, Parser, Reason, Sample};
 use statsd_mapping::{Mapper, MappingCache};
 use statsd_store::Store;
 
+use crate::activity::{Activity, ActivityScratch};
 use crate::relay::RelayQueue;
 use crate::route::{self, Labels, Route, metric_type};
-use crate::series_cache::{SeriesCache, Target};
+use crate::series_cache::{SeriesCache, Target, UNMAPPED};
 use crate::telemetry::{Tally, Telemetry};
 
 /// Shared, immutable ingest state: the parser configuration, the mapping, the store and the
@@ -28,6 +29,7 @@ pub struct Ingest {
     relay: Option<RelayQueue>,
     store: Arc<Store>,
     telemetry: Telemetry,
+    activity: Arc<Activity>,
     cache_size: usize,
     series_cache_size: usize,
 }
@@ -52,12 +54,19 @@ pub struct Scratch {
     series_cache_length_published: i64,
     /// The store clock's time for this packet's updates, read at its first cached update.
     now: Option<std::time::Instant>,
+    /// Rule hits and unmapped names for the status page.
+    activity: ActivityScratch,
 }
 
 impl Scratch {
     /// Scratch space with a series cache of `series_cache_size` entries and a mapping cache of
     /// `cache_size` results (0: no cache).
-    fn new(series_cache_size: usize, cache_size: usize, telemetry: &Telemetry) -> Self {
+    fn new(
+        series_cache_size: usize,
+        cache_size: usize,
+        telemetry: &Telemetry,
+        activity: &Arc<Activity>,
+    ) -> Self {
         Self {
             name: String::new(),
             series: SeriesCache::new(series_cache_size),
@@ -70,12 +79,21 @@ impl Scratch {
             series_cache_length: telemetry.series_cache_length.clone(),
             series_cache_length_published: 0,
             now: None,
+            activity: ActivityScratch::new(activity),
         }
+    }
+}
+
+impl Scratch {
+    /// Unmapped names counted here that the status page has not received yet.
+    pub fn owes_activity(&self) -> bool {
+        self.activity.unmapped_pending || !self.activity.unmapped.is_empty()
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        self.series.collect_unmapped(&mut self.activity.unmapped);
         self.cache_length.sub(self.cache_length_published);
         self.series_cache_length
             .sub(self.series_cache_length_published);
@@ -93,13 +111,15 @@ fn publish_length(gauge: &prometheus::IntGauge, published: &mut i64, length: usi
 
 impl Ingest {
     /// Ingest into `store` through `mapper` (swapped on reload), with `parser`'s dialects, counting in
-    /// `telemetry`; each receive task caches up to `cache_size` mapping results, and each worker (see
-    /// [`Ingest::worker_scratch`]) up to `series_cache_size` series.
+    /// `telemetry` and `activity`; each receive task caches up to `cache_size` mapping results, and
+    /// each worker (see [`Ingest::worker_scratch`]) up to `series_cache_size` series.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         parser: Parser,
         mapper: Arc<ArcSwap<Mapper>>,
         store: Arc<Store>,
         telemetry: Telemetry,
+        activity: Arc<Activity>,
         cache_size: usize,
         series_cache_size: usize,
         relay: Option<RelayQueue>,
@@ -110,6 +130,7 @@ impl Ingest {
             relay,
             store,
             telemetry,
+            activity,
             cache_size,
             series_cache_size,
         }
@@ -118,13 +139,23 @@ impl Ingest {
     /// Scratch space for a receive task of which there may be many (a TCP connection): its series
     /// cache holds as many entries as its mapping cache.
     pub fn scratch(&self) -> Scratch {
-        Scratch::new(self.cache_size, self.cache_size, &self.telemetry)
+        Scratch::new(
+            self.cache_size,
+            self.cache_size,
+            &self.telemetry,
+            &self.activity,
+        )
     }
 
     /// Scratch space for one of the few long-lived workers (UDP, unixgram), whose series cache may
     /// grow to the whole live name set.
     pub fn worker_scratch(&self) -> Scratch {
-        Scratch::new(self.series_cache_size, self.cache_size, &self.telemetry)
+        Scratch::new(
+            self.series_cache_size,
+            self.cache_size,
+            &self.telemetry,
+            &self.activity,
+        )
     }
 
     /// Handles one packet (one or more `\n`-separated lines) and publishes its counts.
@@ -137,6 +168,7 @@ impl Ingest {
     pub fn lines_of(&self, packet: &[u8], scratch: &mut Scratch) {
         // One mapping for the whole packet (a reload between two of its lines changes nothing).
         let mapper = self.mapper.load();
+        scratch.activity.follow(&mapper);
         for line in statsd_line::lines(packet) {
             self.line_with(line, scratch, &mapper);
         }
@@ -144,7 +176,9 @@ impl Ingest {
 
     /// Handles one line (no newline), counting into `scratch` (published by [`Ingest::publish`]).
     pub fn line(&self, line: &[u8], scratch: &mut Scratch) {
-        self.line_with(line, scratch, &self.mapper.load());
+        let mapper = self.mapper.load();
+        scratch.activity.follow(&mapper);
+        self.line_with(line, scratch, &mapper);
     }
 
     fn line_with(&self, line: &[u8], scratch: &mut Scratch, mapper: &Arc<Mapper>) {
@@ -203,12 +237,26 @@ impl Ingest {
             scratch.series.len(),
         );
         self.telemetry.flush(&mut scratch.tally);
+        self.collect_activity(scratch);
         if let Some(relay) = &self.relay
             && scratch.relay_lines > 0
         {
             // One chunk per batch; the relay task splits it into datagrams.
             let chunk = std::mem::take(&mut scratch.relay);
             relay.push(chunk, std::mem::take(&mut scratch.relay_lines));
+        }
+    }
+
+    /// Publishes the rule hits, and once a tick passed, the unmapped names (a receive worker with
+    /// nothing to read calls this too, so what it counted reaches the status page).
+    pub fn collect_activity(&self, scratch: &mut Scratch) {
+        let activity = &mut scratch.activity;
+        activity.publish_hits();
+        if activity.collection_due() {
+            if activity.unmapped_pending {
+                scratch.series.collect_unmapped(&mut activity.unmapped);
+            }
+            activity.collected();
         }
     }
 
@@ -227,21 +275,33 @@ impl Ingest {
             cache,
             tally,
             now,
+            activity,
             ..
         } = scratch;
-        if let Some(target) = series_cache.get(mapper.generation(), sample) {
+        if let Some(target) = series_cache.get(mapper.generation(), sample, &mut activity.unmapped)
+        {
             match target {
-                Target::Dropped => tally.actions_drop += 1,
-                Target::EmptyName => self.telemetry.empty_metric_name(),
+                Target::Dropped { rule } => {
+                    tally.actions_drop += 1;
+                    activity.hit(*rule as usize);
+                }
+                Target::EmptyName { rule } => {
+                    self.telemetry.empty_metric_name();
+                    activity.hit(*rule as usize);
+                }
                 Target::Series {
                     series,
                     scale,
-                    mapped,
+                    rule,
+                    unmapped_hits,
                 } => {
-                    if *mapped {
-                        tally.actions_map += 1;
-                    } else {
+                    if *rule == UNMAPPED {
                         tally.unmapped += 1;
+                        *unmapped_hits = unmapped_hits.saturating_add(1);
+                        activity.unmapped_pending = true;
+                    } else {
+                        tally.actions_map += 1;
+                        activity.hit(*rule as usize);
                     }
                     let (update, events) = route::update_for(sample, *scale);
                     let kind = series.kind();
@@ -266,21 +326,30 @@ impl Ingest {
             .collect();
         let mapped = cache.map(mapper, sample.name, metric_type(sample.kind));
         match route::resolve(mapper, mapped, sample, &mut labels, name) {
-            Route::Dropped { .. } => {
+            Route::Dropped { rule } => {
                 tally.actions_drop += 1;
-                series_cache.insert(Target::Dropped);
+                activity.hit(rule.index);
+                let rule = rule.index as u32;
+                series_cache.insert(Target::Dropped { rule }, &mut activity.unmapped);
             }
-            Route::EmptyName { .. } => {
+            Route::EmptyName { rule } => {
                 self.telemetry.empty_metric_name();
-                series_cache.insert(Target::EmptyName);
+                activity.hit(rule.index);
+                let rule = rule.index as u32;
+                series_cache.insert(Target::EmptyName { rule }, &mut activity.unmapped);
             }
             Route::Series(series) => {
-                let mapped = series.rule.is_some();
-                if mapped {
-                    tally.actions_map += 1;
-                } else {
-                    tally.unmapped += 1;
-                }
+                let rule = match series.rule {
+                    Some(rule) => {
+                        tally.actions_map += 1;
+                        activity.hit(rule.index);
+                        rule.index as u32
+                    }
+                    None => {
+                        tally.unmapped += 1;
+                        UNMAPPED
+                    }
+                };
                 let kind = series.update.kind(series.spec);
                 let scale = series.rule.and_then(|r| r.scale);
                 match self
@@ -289,18 +358,63 @@ impl Ingest {
                 {
                     Ok(reference) => {
                         tally.events(kind, series.events);
-                        series_cache.insert(Target::Series {
+                        let unmapped = rule == UNMAPPED;
+                        let target = Target::Series {
                             series: reference,
                             scale,
-                            mapped,
-                        });
+                            rule,
+                            unmapped_hits: u32::from(unmapped),
+                        };
+                        if series_cache.insert(target, &mut activity.unmapped) {
+                            activity.unmapped_pending |= unmapped;
+                        } else if unmapped {
+                            activity.unmapped.offer(sample.name, 1, 0);
+                        }
                     }
                     Err(refusal) => {
+                        if rule == UNMAPPED {
+                            activity.unmapped.offer(sample.name, 1, 0);
+                        }
                         tracing::debug!(metric = %series.name, %refusal, "event refused");
                         self.telemetry.refused(refusal, kind, series.name);
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_names_reach_the_status_page_once_each() {
+        let activity = Arc::new(Activity::default());
+        let ingest = Ingest::new(
+            Parser::default(),
+            Arc::new(ArcSwap::from_pointee(Mapper::empty())),
+            Arc::new(Store::new()),
+            Telemetry::new(),
+            Arc::clone(&activity),
+            1000,
+            1000,
+            None,
+        );
+        let mut scratch = ingest.worker_scratch();
+        for _ in 0..3 {
+            ingest.packet(b"a.b:1|c", &mut scratch);
+        }
+        ingest.packet(b"a.b:1|g", &mut scratch);
+        activity.tick(0, 0);
+        ingest.collect_activity(&mut scratch);
+        let top = activity.top_unmapped(10);
+        assert_eq!(top.len(), 1);
+        assert_eq!((&*top[0].name, top[0].count), ("a.b", 4));
+        // Nothing more is owed: a second collection adds nothing.
+        activity.tick(0, 0);
+        ingest.collect_activity(&mut scratch);
+        drop(scratch);
+        assert_eq!(activity.top_unmapped(10)[0].count, 4);
     }
 }

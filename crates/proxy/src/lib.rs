@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -34,4 +35,5 @@ pub mod route;
 pub mod scrape;
 pub mod series_cache;
 pub mod state;
+pub mod status;
 pub mod telemetry;

@@ -18,21 +18,34 @@ use lru::LruCache;
 use statsd_line::{Sample, SampleKind};
 use statsd_store::SeriesRef;
 
+use crate::activity::TopK;
+
+/// [`Target::Series::rule`] of an unmapped sample.
+pub const UNMAPPED: u32 = u32::MAX;
+
 /// What a cached sample does.
 #[derive(Debug)]
 pub enum Target {
     /// A rule with `action: drop` matched.
-    Dropped,
+    Dropped {
+        /// The rule's index.
+        rule: u32,
+    },
     /// A rule matched but its name expanded to nothing.
-    EmptyName,
+    EmptyName {
+        /// The rule's index.
+        rule: u32,
+    },
     /// It updates this series.
     Series {
         /// The series.
         series: SeriesRef,
         /// The rule's `scale`.
         scale: Option<f64>,
-        /// A rule matched (else: unmapped).
-        mapped: bool,
+        /// The index of the rule that matched, or [`UNMAPPED`].
+        rule: u32,
+        /// Unmapped samples that hit this entry since the status page's last collection.
+        unmapped_hits: u32,
     },
 }
 
@@ -65,14 +78,23 @@ impl SeriesCache {
     }
 
     /// What `sample` does under the mapping load `generation`, if cached. Remembers the sample's key
-    /// for [`SeriesCache::insert`].
+    /// for [`SeriesCache::insert`]. A new load empties the cache (its unmapped counts go to
+    /// `unmapped`).
     #[inline]
-    pub fn get(&mut self, generation: u64, sample: &Sample<'_, '_>) -> Option<&Target> {
-        let entries = self.entries.as_mut()?;
+    pub fn get(
+        &mut self,
+        generation: u64,
+        sample: &Sample<'_, '_>,
+        unmapped: &mut TopK,
+    ) -> Option<&mut Target> {
         if generation != self.generation {
-            entries.clear();
+            self.collect_unmapped(unmapped);
+            if let Some(entries) = &mut self.entries {
+                entries.clear();
+            }
             self.generation = generation;
         }
+        let entries = self.entries.as_mut()?;
         self.key.clear();
         self.key.push(kind_byte(sample.kind));
         self.key.extend_from_slice(sample.name.as_bytes());
@@ -85,19 +107,36 @@ impl SeriesCache {
         }
         self.lookups += 1;
         let hit = entries
-            .get(self.key.as_slice())
+            .get_mut(self.key.as_slice())
             .filter(|target| match target {
                 Target::Series { series, .. } => series.is_live(),
-                Target::Dropped | Target::EmptyName => true,
+                Target::Dropped { .. } | Target::EmptyName { .. } => true,
             });
         self.hits += u64::from(hit.is_some());
         hit
     }
 
-    /// Caches what the sample of the last [`SeriesCache::get`] does.
-    pub fn insert(&mut self, target: Target) {
+    /// Caches what the sample of the last [`SeriesCache::get`] does; an entry pushed out hands its
+    /// unmapped count to `unmapped`. False when there is no cache.
+    pub fn insert(&mut self, target: Target, unmapped: &mut TopK) -> bool {
+        let Some(entries) = &mut self.entries else {
+            return false;
+        };
+        if let Some((key, evicted)) = entries.push(self.key.as_slice().into(), target) {
+            offer(&key, &evicted, unmapped);
+        }
+        true
+    }
+
+    /// Moves every entry's unmapped count into `unmapped`.
+    pub fn collect_unmapped(&mut self, unmapped: &mut TopK) {
         if let Some(entries) = &mut self.entries {
-            entries.put(self.key.as_slice().into(), target);
+            for (key, target) in entries.iter_mut() {
+                offer(key, target, unmapped);
+                if let Target::Series { unmapped_hits, .. } = target {
+                    *unmapped_hits = 0;
+                }
+            }
         }
     }
 
@@ -117,6 +156,25 @@ impl SeriesCache {
     /// No entries held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Offers an entry's unmapped count under its StatsD name (the key's bytes after the type byte, up to
+/// the first tag).
+fn offer(key: &[u8], target: &Target, unmapped: &mut TopK) {
+    if let Target::Series {
+        rule: UNMAPPED,
+        unmapped_hits,
+        ..
+    } = target
+        && *unmapped_hits > 0
+    {
+        let name = &key[1..];
+        let name = &name[..name.iter().position(|&b| b == 0xFF).unwrap_or(name.len())];
+        // The key was made from a `&str` name: always UTF-8.
+        if let Ok(name) = std::str::from_utf8(name) {
+            unmapped.offer(name, u64::from(*unmapped_hits), 0);
+        }
     }
 }
 

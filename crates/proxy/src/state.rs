@@ -9,8 +9,11 @@ use statsd_mapping::{LoadError, Mapper};
 use statsd_store::Store;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
+use crate::activity::Activity;
 use crate::config::{MAX_CONCURRENT_RENDERS, MAX_STREAMING_SCRAPES, MappingSource};
 use crate::listen::udp;
+use crate::status::Listener;
+use statsd_line::Parser;
 use crate::telemetry::Telemetry;
 
 /// Why a reload did not happen; the previous mapping stays in use either way.
@@ -29,6 +32,7 @@ pub enum ReloadError {
 pub struct State {
     store: Arc<Store>,
     telemetry: Telemetry,
+    activity: Arc<Activity>,
     mapper: Arc<ArcSwap<Mapper>>,
     source: MappingSource,
     strict: bool,
@@ -40,6 +44,9 @@ pub struct State {
     renders: Semaphore,
     /// Slots for streaming a scrape (see [`MAX_STREAMING_SCRAPES`]).
     scrapes: Arc<Semaphore>,
+    /// What the proxy listens on, and how it reads lines (for the status page and its explain form).
+    listeners: Vec<Listener>,
+    parser: Parser,
     /// Kernel drop accounting: our UDP sockets' inodes, and the drops already counted.
     udp_inodes: Vec<u64>,
     udp_drops_seen: AtomicUsize,
@@ -52,6 +59,8 @@ pub struct Parts {
     pub store: Arc<Store>,
     /// Our own metrics.
     pub telemetry: Telemetry,
+    /// What the status page shows beyond them.
+    pub activity: Arc<Activity>,
     /// The current mapping, shared with ingest.
     pub mapper: Arc<ArcSwap<Mapper>>,
     /// Where the mapping comes from, and whether warnings refuse a reload.
@@ -64,6 +73,10 @@ pub struct Parts {
     pub telemetry_path: String,
     /// Inodes of our UDP sockets, for kernel drop accounting.
     pub udp_inodes: Vec<u64>,
+    /// What the proxy listens on.
+    pub listeners: Vec<Listener>,
+    /// How lines are read.
+    pub parser: Parser,
 }
 
 impl State {
@@ -74,6 +87,7 @@ impl State {
         let state = Self {
             store: parts.store,
             telemetry: parts.telemetry,
+            activity: parts.activity,
             mapper: parts.mapper,
             source: parts.source,
             strict: parts.strict,
@@ -84,6 +98,8 @@ impl State {
             renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
             scrapes: Arc::new(Semaphore::new(MAX_STREAMING_SCRAPES)),
             udp_inodes: parts.udp_inodes,
+            listeners: parts.listeners,
+            parser: parts.parser,
             udp_drops_seen: AtomicUsize::new(0),
         };
         state.update_kernel_drops();
@@ -98,6 +114,26 @@ impl State {
     /// Our own metrics.
     pub fn telemetry(&self) -> &Telemetry {
         &self.telemetry
+    }
+
+    /// Rule hits, unmapped names, rates and the last mapping load, for the status page.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// What the proxy listens on.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// How lines are read.
+    pub fn parser(&self) -> Parser {
+        self.parser
+    }
+
+    /// Where the mapping comes from.
+    pub fn mapping_source(&self) -> &MappingSource {
+        &self.source
     }
 
     /// The mapping in use now.
@@ -162,12 +198,14 @@ impl State {
                 let (rules, warnings) = (mapper.rules().len(), mapper.warnings().len());
                 self.mapper.store(Arc::new(mapper));
                 self.telemetry.reloaded(true, rules, warnings);
+                self.activity.loaded(None);
                 tracing::info!(rules, "mapping reloaded");
                 Ok(rules)
             }
             Err(e) => {
                 let rules = self.mapper.load().rules().len();
                 self.telemetry.reloaded(false, rules, 0);
+                self.activity.loaded(Some(e.to_string()));
                 tracing::error!(error = %e, "mapping reload failed; the previous mapping stays in use");
                 Err(e.into())
             }

@@ -51,6 +51,7 @@ fn ingest() -> Ingest {
         Arc::new(ArcSwap::from_pointee(mapper)),
         Arc::new(Store::new()),
         Telemetry::new(),
+        Default::default(),
         1000,
         100_000,
         None,

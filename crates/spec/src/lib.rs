@@ -149,6 +149,9 @@ pub struct Spec {
     /// takes a newer load's text (a reload that edits `help:` applies); within one load, two texts for
     /// one family are a conflict.
     pub generation: u64,
+    /// Which rule made this spec, as a number that stays the same across reloads while the rule's
+    /// text does (0: no rule, unmapped). The status page counts each rule's live series by it.
+    pub origin: u64,
 }
 
 impl Default for Spec {
@@ -158,6 +161,7 @@ impl Default for Spec {
             observer: Observer::default(),
             ttl: Duration::ZERO,
             generation: 0,
+            origin: 0,
         }
     }
 }

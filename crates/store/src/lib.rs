@@ -44,6 +44,7 @@
 
 #![forbid(unsafe_code)]
 
+mod census;
 mod clock;
 mod expire;
 mod kind;
@@ -63,6 +64,7 @@ use std::time::Instant;
 use crossbeam_utils::sync::ShardedLock;
 use parking_lot::{Mutex, RwLock};
 
+pub use census::{Census, FamilySize};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use kind::{Config, Kind, Limits, Refusal, Update};
 pub use render::Scrape;

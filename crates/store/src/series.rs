@@ -115,6 +115,8 @@ pub(crate) struct Series {
     pub(crate) ttl_ms: u64,
     /// Set once the series has left the store (expired): a [`crate::SeriesRef`] to it is stale.
     pub(crate) removed: AtomicBool,
+    /// The [`Spec::origin`] of the rule that created it (0: unmapped).
+    pub(crate) origin: u64,
 }
 
 /// The series of one family, in render order once sorted.

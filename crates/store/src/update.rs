@@ -331,6 +331,7 @@ impl Store {
                 last_seen: AtomicU64::new(0),
                 ttl_ms,
                 removed: AtomicBool::new(false),
+                origin: spec.origin,
             });
             // A new series starts at zero: adding a finite value cannot overflow.
             let _ = self.apply(&series, update, Some(now));

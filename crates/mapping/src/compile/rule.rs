@@ -222,6 +222,7 @@ pub(super) fn compile_rule(
             observer,
             ttl,
             generation: 0,
+            origin: 0,
         },
         position,
         name: name_template,

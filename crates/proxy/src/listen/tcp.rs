@@ -24,6 +24,9 @@ struct Slot {
     evict: Notify,
 }
 
+/// How soon a connection that owes the status page unmapped counts wakes to hand them over.
+const ACTIVITY_WAKE: Duration = Duration::from_secs(1);
+
 /// The open connections, for the accept loop to pick the longest idle one at the cap.
 type Slots = Arc<Mutex<HashMap<u64, Arc<Slot>>>>;
 
@@ -128,25 +131,38 @@ async fn connection(
     let mut buf = vec![0u8; TCP_FIRST_READ];
     let mut framer = LineFramer::new(limits.max_line);
     let mut scratch = ingest.scratch();
-    let idle = if limits.idle_timeout.is_zero() {
-        Duration::MAX
-    } else {
-        limits.idle_timeout
-    };
+    // `None`: no idle timeout.
+    let idle = (!limits.idle_timeout.is_zero()).then_some(limits.idle_timeout);
+    let mut deadline = idle.map(|d| tokio::time::Instant::now() + d);
     loop {
+        // Unmapped names counted but not yet handed to the status page: wake within a second to hand
+        // them over (an idle connection without any sleeps until its deadline).
+        let wake = match (scratch.owes_activity(), deadline) {
+            (true, Some(d)) => Some(d.min(tokio::time::Instant::now() + ACTIVITY_WAKE)),
+            (true, None) => Some(tokio::time::Instant::now() + ACTIVITY_WAKE),
+            (false, d) => d,
+        };
+        let wait = async {
+            match wake {
+                Some(at) => tokio::time::timeout_at(at, stream.read(&mut buf)).await,
+                None => Ok(stream.read(&mut buf).await),
+            }
+        };
         let read = tokio::select! {
             biased;
             _ = stop.changed() => break,
             _ = slot.evict.notified() => break,
-            read = tokio::time::timeout(idle, stream.read(&mut buf)) => read,
+            read = wait => read,
         };
         match read {
-            Err(_elapsed) => {
+            Err(_elapsed) if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => {
                 tracing::debug!("closing idle TCP connection");
                 break;
             }
+            Err(_elapsed) => ingest.collect_activity(&mut scratch),
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
+                deadline = idle.map(|d| tokio::time::Instant::now() + d);
                 slot.last_active
                     .store(elapsed_ms(started), Ordering::Relaxed);
                 framer.push(

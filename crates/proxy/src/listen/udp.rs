@@ -150,6 +150,8 @@ fn receive(socket: &UdpSocket, stop: &AtomicBool, ingest: &Ingest, telemetry: &T
             }
         };
         if received == 0 {
+            // Idle (the receive timeout): hand over what the status page is owed.
+            ingest.collect_activity(&mut scratch);
             continue;
         }
         telemetry.udp_packets.inc_by(received as u64);

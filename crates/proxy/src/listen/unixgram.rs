@@ -46,10 +46,14 @@ pub async fn receive(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut scratch = ingest.worker_scratch();
+    // Idle or not, what the status page is owed is handed over once a second.
+    let mut collect = tokio::time::interval(std::time::Duration::from_secs(1));
+    collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => return,
+            _ = collect.tick() => ingest.collect_activity(&mut scratch),
             received = socket.recv(&mut buf) => match received {
                 Ok(n) => {
                     telemetry.unixgram_packets.inc();

@@ -474,6 +474,11 @@ impl Telemetry {
         }
     }
 
+    /// Lines and samples received so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.lines.get(), self.samples.get())
+    }
+
     /// Publishes the store's series counts (called before each scrape).
     pub fn set_series(&self, by_kind: &[(Kind, usize)]) {
         let mut total = 0;
