@@ -445,7 +445,11 @@ mod tests {
         activity.record(t0, 100, 200);
         assert_eq!(activity.rates(), None, "one point is no rate");
         for s in 1..=100 {
-            activity.record(t0 + std::time::Duration::from_secs(s), 100 + 10 * s, 200 + 30 * s);
+            activity.record(
+                t0 + std::time::Duration::from_secs(s),
+                100 + 10 * s,
+                200 + 30 * s,
+            );
         }
         // The oldest kept point is 60 s before the newest.
         assert_eq!(activity.rates(), Some((10.0, 30.0)));

@@ -17,14 +17,14 @@ use statsd_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::activity::Activity;
 pub use crate::config::{Config, MappingSource, RelayConfig};
 use crate::config::{SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::ingest::Ingest;
 use crate::listen::{BindError, bind_first, bind_tcp, fds, tcp, udp, unixgram};
 use crate::relay::{self, RelayMetrics};
-use crate::activity::Activity;
-use crate::status::Listener;
 use crate::state::{Parts, State};
+use crate::status::Listener;
 use crate::telemetry::Telemetry;
 use crate::{http, mappings};
 
@@ -248,7 +248,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         enable_lifecycle: config.enable_lifecycle,
         telemetry_path: config.telemetry_path.clone(),
         udp_inodes,
-        listeners: listeners(udp_addr, tcp_addr, config.listen_unixgram.as_deref(), http_addr),
+        listeners: listeners(
+            udp_addr,
+            tcp_addr,
+            config.listen_unixgram.as_deref(),
+            http_addr,
+        ),
         parser: Parser::new(config.dialects),
     }));
     tracing::info!(address = %http_addr, path = %config.telemetry_path, "serving metrics over HTTP");

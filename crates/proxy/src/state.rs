@@ -13,8 +13,8 @@ use crate::activity::Activity;
 use crate::config::{MAX_CONCURRENT_RENDERS, MAX_STREAMING_SCRAPES, MappingSource};
 use crate::listen::udp;
 use crate::status::Listener;
-use statsd_line::Parser;
 use crate::telemetry::Telemetry;
+use statsd_line::Parser;
 
 /// Why a reload did not happen; the previous mapping stays in use either way.
 #[derive(Debug, thiserror::Error)]

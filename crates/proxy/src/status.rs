@@ -62,12 +62,18 @@ const DROPS: &[(&str, &str)] = &[
         "statsd_exporter_tcp_connection_errors_total",
         "TCP connection errors",
     ),
-    ("statsd_exporter_tcp_too_long_lines_total", "TCP lines too long"),
+    (
+        "statsd_exporter_tcp_too_long_lines_total",
+        "TCP lines too long",
+    ),
     (
         "statsd_proxy_tcp_connections_evicted_total",
         "idle TCP connections closed for new ones",
     ),
-    ("statsd_exporter_relay_long_lines_total", "relay: lines too long"),
+    (
+        "statsd_exporter_relay_long_lines_total",
+        "relay: lines too long",
+    ),
     (
         "statsd_proxy_relay_dropped_lines_total",
         "relay: lines dropped",
@@ -274,7 +280,11 @@ pub fn report(state: &State) -> Report {
         .iter()
         .zip(hits)
         .map(|(rule, hits)| {
-            let series = census.by_origin.get(&rule.spec.origin).copied().unwrap_or(0);
+            let series = census
+                .by_origin
+                .get(&rule.spec.origin)
+                .copied()
+                .unwrap_or(0);
             counted += series;
             RuleRow {
                 index: rule.index,
@@ -417,7 +427,10 @@ fn drops_and_refusals(state: &State) -> (Vec<Drop>, Vec<Refusal>) {
             d.metric.as_str(),
             "statsd_exporter_events_conflict_total" | "statsd_proxy_series_limited_total"
         );
-        match merged.iter_mut().find(|m| by_metric && m.metric == d.metric) {
+        match merged
+            .iter_mut()
+            .find(|m| by_metric && m.metric == d.metric)
+        {
             Some(m) => m.count += d.count,
             None if by_metric => merged.push(Drop {
                 labels: String::new(),
@@ -580,9 +593,7 @@ pub fn html(report: &Report, explain: Option<(&str, &str)>) -> String {
     if report.drops.is_empty() {
         h.push_str("<p id=\"drops\">None.</p>\n");
     } else {
-        h.push_str(
-            "<table id=\"drops\"><tr><th>What</th><th>Self-metric</th><th>Count</th></tr>",
-        );
+        h.push_str("<table id=\"drops\"><tr><th>What</th><th>Self-metric</th><th>Count</th></tr>");
         for d in &report.drops {
             let labels = if d.labels.is_empty() {
                 String::new()
@@ -666,9 +677,9 @@ pub fn html(report: &Report, explain: Option<(&str, &str)>) -> String {
         h.push_str("</table>\n");
     }
     if report.other_series > 0 {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<p class=\"muted\">{} live series come from rules no longer in the mapping.</p>\n",
+            "<p class=\"muted\">{} live series come from rules no longer in the mapping.</p>",
             report.other_series
         );
     }
@@ -753,7 +764,7 @@ pub fn html(report: &Report, explain: Option<(&str, &str)>) -> String {
         e(input)
     );
     if explain.is_some() {
-        let _ = write!(h, "<pre id=\"explain-result\">{}</pre>\n", e(output));
+        let _ = writeln!(h, "<pre id=\"explain-result\">{}</pre>", e(output));
     }
     h.push_str("</body></html>\n");
     h

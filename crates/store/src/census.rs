@@ -83,12 +83,12 @@ mod tests {
         for i in 0..5 {
             let v = i.to_string();
             store
-                .update("big", &mut vec![("i", v.as_str())], Update::Add(1.0), &rule)
+                .update("big", &mut [("i", v.as_str())], Update::Add(1.0), &rule)
                 .unwrap();
         }
         for name in ["small_a", "small_b"] {
             store
-                .update(name, &mut vec![], Update::Add(1.0), &Spec::default())
+                .update(name, &mut [], Update::Add(1.0), &Spec::default())
                 .unwrap();
         }
         let c = store.census(2);
