@@ -1,4 +1,5 @@
-//! The HTTP endpoint: the scrape path, a landing page, health and readiness, and (with
+//! The HTTP endpoint: the scrape path, a landing page, the status page (`/status`, and its data as
+//! JSON at `/api/v1/status`, see [`crate::status`]), health and readiness, and (with
 //! `--web.enable-lifecycle`) reload and quit.
 
 use std::convert::Infallible;

@@ -106,7 +106,7 @@ pub struct Report {
     /// Rates and totals.
     pub traffic: Traffic,
     /// Every non-zero drop or refusal counter.
-    pub drops: Vec<Drop>,
+    pub drops: Vec<DropCount>,
     /// The most frequent unmapped StatsD names.
     pub unmapped: Vec<Unmapped>,
     /// Each rule, in file order.
@@ -153,7 +153,7 @@ pub struct Traffic {
 
 /// One non-zero drop counter.
 #[derive(Debug, Serialize)]
-pub struct Drop {
+pub struct DropCount {
     /// What it counts.
     pub what: &'static str,
     /// The self-metric.
@@ -184,6 +184,10 @@ pub struct RuleRow {
     pub index: usize,
     /// file:line:column.
     pub position: String,
+    /// Line in the file.
+    pub line: usize,
+    /// Column in the file.
+    pub column: usize,
     /// `match` as written.
     #[serde(rename = "match")]
     pub pattern: String,
@@ -263,6 +267,8 @@ fn metric_type(m: MetricType) -> &'static str {
 
 /// Gathers the report (blocking: counts the store's series).
 pub fn report(state: &State) -> Report {
+    // As before a scrape: the kernel's drops of our UDP sockets, brought up to date.
+    state.update_kernel_drops();
     let activity = state.activity();
     let mapper = state.mapper();
     let (started, started_at) = activity.started();
@@ -294,6 +300,8 @@ pub fn report(state: &State) -> Report {
                     rule.position.line,
                     rule.position.column
                 ),
+                line: rule.position.line,
+                column: rule.position.column,
                 pattern: rule.pattern.clone(),
                 match_type: match_type(rule.match_type),
                 match_metric_type: rule.match_metric_type.map(metric_type),
@@ -349,7 +357,7 @@ pub fn report(state: &State) -> Report {
             .collect(),
         rules,
         unmapped_series,
-        other_series: total - counted - unmapped_series,
+        other_series: total.saturating_sub(counted + unmapped_series),
         refusals,
         series: Series {
             total,
@@ -370,7 +378,7 @@ pub fn report(state: &State) -> Report {
 }
 
 /// Every non-zero drop counter, and the refusals by metric among them (most first, bounded).
-fn drops_and_refusals(state: &State) -> (Vec<Drop>, Vec<Refusal>) {
+fn drops_and_refusals(state: &State) -> (Vec<DropCount>, Vec<Refusal>) {
     let mut drops = Vec::new();
     let mut refusals = Vec::new();
     for family in state.telemetry().registry.gather() {
@@ -412,7 +420,7 @@ fn drops_and_refusals(state: &State) -> (Vec<Drop>, Vec<Refusal>) {
                 .map(|l| format!("{}={:?}", l.name(), l.value()))
                 .collect::<Vec<_>>()
                 .join(",");
-            drops.push(Drop {
+            drops.push(DropCount {
                 what,
                 metric: family.name().to_string(),
                 labels,
@@ -421,7 +429,7 @@ fn drops_and_refusals(state: &State) -> (Vec<Drop>, Vec<Refusal>) {
         }
     }
     // Conflicts by metric are listed under refusals; keep the drop list to one row per reason.
-    let mut merged: Vec<Drop> = Vec::new();
+    let mut merged: Vec<DropCount> = Vec::new();
     for d in drops {
         let by_metric = matches!(
             d.metric.as_str(),
@@ -432,7 +440,7 @@ fn drops_and_refusals(state: &State) -> (Vec<Drop>, Vec<Refusal>) {
             .find(|m| by_metric && m.metric == d.metric)
         {
             Some(m) => m.count += d.count,
-            None if by_metric => merged.push(Drop {
+            None if by_metric => merged.push(DropCount {
                 labels: String::new(),
                 ..d
             }),
@@ -507,7 +515,8 @@ table{border-collapse:collapse;margin:.4em 0}th,td{padding:.2em .6em;text-align:
 vertical-align:top;border-bottom:1px solid #eee}th{background:#f4f4f4}td.n{text-align:right;\
 font-variant-numeric:tabular-nums}code,pre{font-family:ui-monospace,monospace;font-size:.92em}\
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto}.err{color:#a00}.warn{color:#850}\
-.muted{color:#777}textarea{width:100%;font-family:ui-monospace,monospace}";
+.muted{color:#777}textarea{width:100%;font-family:ui-monospace,monospace}\
+td code{overflow-wrap:anywhere}";
 
 /// The page: `report`, and the explanation of `explain` (the form's input) if one was asked for.
 /// Without an explain request it refreshes itself every 10 s (a meta tag: no script).
@@ -649,7 +658,7 @@ pub fn html(report: &Report, explain: Option<(&str, &str)>) -> String {
         h.push_str("<p>No rules.</p>\n");
     } else {
         h.push_str(
-            "<table id=\"rule-hits\"><tr><th>#</th><th>At</th><th>Match</th><th>Name</th>\
+            "<table id=\"rule-hits\"><tr><th>#</th><th>Line</th><th>Match</th><th>Name</th>\
              <th>Hits</th><th>Live series</th></tr>",
         );
         for r in &report.rules {
@@ -663,11 +672,13 @@ pub fn html(report: &Report, explain: Option<(&str, &str)>) -> String {
             };
             let _ = write!(
                 h,
-                "<tr><td class=\"n\">{}</td><td><code>{}</code></td><td><code>{}</code> \
-                 <span class=\"muted\">{}</span>{ty}</td><td>{name}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td></tr>",
+                "<tr><td class=\"n\">{}</td><td class=\"n\" title=\"{}\">{}:{}</td>\
+                 <td><code>{}</code> <span class=\"muted\">{}</span>{ty}</td><td>{name}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 r.index,
                 e(&r.position),
+                r.line,
+                r.column,
                 e(&r.pattern),
                 r.match_type,
                 r.hits,

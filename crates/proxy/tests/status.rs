@@ -309,7 +309,7 @@ fn the_status_page_in_chromium_shows_unmapped_names_rule_hits_conflicts_and_expl
     assert_eq!((&*noise[3], &*noise[4], &*noise[5]), ("drop", "2", "0"));
     let never = row(&rules, "3");
     assert_eq!((&*never[4], &*never[5]), ("0", "0"));
-    assert!(rules[1][1].ends_with("mapping.yaml:2:5"), "{rules:?}");
+    assert_eq!(rules[1][1], "2:5", "{rules:?}");
 
     let refusals = browser.table("refusal-list");
     assert_eq!(
@@ -344,5 +344,74 @@ fn the_status_page_in_chromium_shows_unmapped_names_rule_hits_conflicts_and_expl
     let metrics = common::scrape(proxy.http);
     assert_eq!(metrics.get(r#"app_requests{service="db"}"#), None);
     assert_eq!(metrics.get("statsd_exporter_lines_total"), Some(&14.0));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A failed reload shows on the status page and in its JSON with the error's file:line:column, the
+/// previous mapping's rules still listed; hits of a rule the good reload kept carry over.
+#[test]
+fn a_failed_reload_is_reported_with_its_position_and_the_old_rules_stay() {
+    let dir =
+        std::env::temp_dir().join(format!("statsd-proxy-status-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mapping.yaml");
+    std::fs::write(&file, MAPPING).unwrap();
+    let proxy = common::spawn(&[
+        &format!("--statsd.mapping-config={}", file.display()),
+        "--web.enable-lifecycle",
+    ]);
+    let status = |proxy: &common::Proxy| -> Value {
+        serde_json::from_slice(&common::request(proxy.http, "GET", "/api/v1/status", &[]).body)
+            .unwrap()
+    };
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(b"app.web.requests:1|c", proxy.udp).unwrap();
+    common::scrape_until(proxy.http, "the line", |m| {
+        m.get("statsd_exporter_lines_total") == Some(&1.0)
+    });
+    let before = status(&proxy);
+    assert_eq!(before["mapping"]["last_load_error"], Value::Null);
+    assert_eq!(before["mapping"]["source"], "file");
+    assert_eq!(before["rules"][0]["hits"], 1);
+
+    // A good reload that adds a rule above: the kept rule keeps its hits, now at index 1.
+    std::fs::write(
+        &file,
+        format!(
+            "mappings:\n  - match: \"first.*\"\n    name: \"first\"\n{}",
+            &MAPPING[10..]
+        ),
+    )
+    .unwrap();
+    let r = common::request(proxy.http, "POST", "/-/reload", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let reloaded = status(&proxy);
+    assert_eq!(reloaded["rules"].as_array().unwrap().len(), 5);
+    assert_eq!(reloaded["rules"][1]["match"], "app.*.requests");
+    assert_eq!(reloaded["rules"][1]["hits"], 1);
+    assert_eq!(reloaded["rules"][1]["series"], 1);
+    assert_eq!(reloaded["rules"][1]["line"], 4);
+
+    // A broken one: the error with its position, the previous rules still in use.
+    std::fs::write(
+        &file,
+        "mappings:\n  - match: \"x(\"\n    match_type: regex\n    name: x\n",
+    )
+    .unwrap();
+    let r = common::request(proxy.http, "POST", "/-/reload", &[]);
+    assert_eq!(r.status, 500);
+    let failed = status(&proxy);
+    let error = failed["mapping"]["last_load_error"].as_str().unwrap();
+    assert!(error.contains("mapping.yaml:2:5"), "{error}");
+    assert_eq!(failed["rules"].as_array().unwrap().len(), 5);
+    let page = common::request(proxy.http, "GET", "/status", &[]).text();
+    assert!(
+        page.contains("the previous mapping stays in use") && page.contains("mapping.yaml:2:5"),
+        "{page}"
+    );
+    assert_eq!(
+        common::request(proxy.http, "POST", "/status", &[]).status,
+        405
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
