@@ -438,6 +438,106 @@ mod tests {
         }
     }
 
+    /// Observes `values[i]` at `start + times[i]` (times ascending), then checks each quantile at `end`
+    /// against the observations the window holds then (those since the head stream's last reset: the
+    /// last `age_buckets` stream durations, the current one begun): the estimate's rank among them is
+    /// within the configured error, plus two ranks (one of rounding; one because the query's threshold
+    /// takes the invariant at `q·n`, not at the returned entry's rank). Returns how many observations
+    /// the window holds and the summary's heap bytes.
+    fn check_window(
+        values: &[f64],
+        times: &[Duration],
+        end: Duration,
+        tolerance: f64,
+    ) -> (usize, usize) {
+        let (mut s, start) = summary();
+        for (v, t) in values.iter().zip(times) {
+            s.observe(*v, 1, start + *t);
+        }
+        let slice = Summary::stream_duration(&SummaryOptions::default());
+        let buckets = u128::from(SummaryOptions::default().age_buckets);
+        let current = end.as_nanos() / slice.as_nanos();
+        let first = (current + 1).saturating_sub(buckets);
+        let mut window: Vec<f64> = values
+            .iter()
+            .zip(times)
+            .filter(|(_, t)| t.as_nanos() / slice.as_nanos() >= first)
+            .map(|(v, _)| *v)
+            .collect();
+        window.sort_by(f64::total_cmp);
+        let n = window.len() as f64;
+        for (q, v) in s.quantiles(start + end).collect::<Vec<_>>() {
+            if window.is_empty() {
+                assert!(v.is_nan());
+                continue;
+            }
+            let below = window.partition_point(|x| *x < v) as f64;
+            let through = window.partition_point(|x| *x <= v) as f64;
+            let allowed = tolerance * configured_error(q) * n + 2.0;
+            assert!(
+                through >= q * n - allowed && below + 1.0 <= q * n + allowed,
+                "q={q}: estimate {v} has ranks {}..={through} of {n}, want {} ± {allowed}",
+                below + 1.0,
+                q * n
+            );
+        }
+        (window.len(), s.heap_bytes())
+    }
+
+    /// 60,000 observations over 15 minutes (one every 15 ms) of `value(i)`, checked at several times,
+    /// across rotations; returns the most heap bytes seen.
+    fn check_over_time(value: impl Fn(u32) -> f64) -> usize {
+        let n = 60_000u32;
+        let values: Vec<f64> = (0..n).map(value).collect();
+        let times: Vec<Duration> = (0..n)
+            .map(|i| Duration::from_millis(u64::from(i) * 15))
+            .collect();
+        let mut most = 0;
+        for end_secs in [60, 299, 301, 600, 899] {
+            let end = Duration::from_secs(end_secs);
+            let upto = times.partition_point(|t| *t <= end);
+            let (held, heap) = check_window(&values[..upto], &times[..upto], end, 1.0);
+            assert!(held > 0, "the window at {end_secs}s holds observations");
+            most = most.max(heap);
+        }
+        most
+    }
+
+    #[test]
+    fn a_window_across_rotations_stays_within_rank_error_and_4_kib() {
+        // Latency-like: values in no particular order.
+        let heap = check_over_time(|i| f64::from((i * 7919) % 100_003));
+        assert!(heap < 4096, "{heap} heap bytes");
+    }
+
+    #[test]
+    fn values_that_drift_upwards_stay_within_rank_error() {
+        // A sawtooth drifting upwards: most observations land above everything before them, which
+        // CKMS compresses least well: up to 10.2 KiB here (five streams of ~120 entries), which is why
+        // the 4 KiB figure is stated for values in no particular order.
+        let heap = check_over_time(|i| f64::from((i * 7919) % 1000) + f64::from(i) / 10.0);
+        assert!(heap < 12 * 1024, "{heap} heap bytes");
+    }
+
+    proptest::proptest! {
+        /// Any values at any times (bursts, gaps, rotations): every quantile near its target over what
+        /// the window holds. Not within the nominal error: CKMS as statsd_exporter runs it (the
+        /// targeted invariant of the 2005 paper, which has no proof of its bound) exceeds it now and
+        /// then, by up to 1.19× in 5,400 random windows (`cargo run --release -p statsd-benches
+        /// --example summary_error`); a broken window would be off by far more than the 1.5× allowed.
+        #[test]
+        fn any_window_stays_near_its_rank_error(
+            mut events in proptest::collection::vec((0u64..1_200_000, -1e6f64..1e6), 1..3000),
+            extra in 0u64..300_000,
+        ) {
+            events.sort_by_key(|e| e.0);
+            let times: Vec<Duration> = events.iter().map(|e| Duration::from_millis(e.0)).collect();
+            let values: Vec<f64> = events.iter().map(|e| e.1).collect();
+            let end = *times.last().unwrap() + Duration::from_millis(extra);
+            check_window(&values, &times, end, 1.5);
+        }
+    }
+
     #[test]
     fn window_slides_out_old_observations() {
         let (mut s, start) = summary();
