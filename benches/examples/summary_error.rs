@@ -35,7 +35,8 @@ fn errors(values: &[f64], times: &[u64], end: u64) -> [f64; 3] {
     for (v, t) in values.iter().zip(times) {
         summary.observe(*v, 1, start + Duration::from_millis(*t));
     }
-    let bucket = u64::try_from((options.max_age / options.age_buckets).as_millis()).unwrap();
+    let bucket = u64::try_from((options.max_age / options.age_buckets).as_millis())
+        .expect("an age bucket lasts less than u64::MAX ms");
     let first = (end / bucket + 1).saturating_sub(u64::from(options.age_buckets));
     let mut window: Vec<f64> = values
         .iter()
