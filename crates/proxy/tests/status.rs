@@ -10,7 +10,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use common::WAIT_LIMIT;
@@ -73,13 +72,7 @@ impl Browser {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chromium (scripts/test installs Debian's chromium)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = common::stderr_lines(&mut child);
         let mut seen = Vec::new();
         let browser_ws = loop {
             let line = rx.recv_timeout(WAIT_LIMIT).unwrap_or_else(|_| {

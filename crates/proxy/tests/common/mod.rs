@@ -208,6 +208,18 @@ impl Drop for Proxy {
     }
 }
 
+/// The child's standard error (piped), line by line, read by a thread until the child closes it.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("standard error is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// Reads the log (JSON, or logfmt when `extra` asks for it) until the UDP, TCP and HTTP listeners
 /// report their addresses.
 pub fn spawn(extra: &[&str]) -> Proxy {
@@ -237,14 +249,8 @@ fn spawn_command(mut command: Command, extra: &[&str]) -> Proxy {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the statsd-proxy binary");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the addresses are known, so the proxy never writes to a closed pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    // Kept draining after the addresses are known, so the proxy never writes to a closed pipe.
+    let rx = stderr_lines(&mut child);
     let (mut udp, mut tcp, mut http) = (None, None, None);
     let mut startup_logs = Vec::new();
     while udp.is_none() || tcp.is_none() || http.is_none() {
