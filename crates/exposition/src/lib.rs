@@ -192,20 +192,50 @@ pub fn write_sample(
     out.push('\n');
 }
 
-/// A fixed buffer for one `{:e}` rendering of an f64 (at most 24 bytes: `-2.2250738585072014e-308`).
-struct Scratch {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl std::fmt::Write for Scratch {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
+/// The shortest decimal digits that round-trip `v` (finite, non-zero, positive), without leading or
+/// trailing zeros, and the decimal exponent of the first: `1234.5` → (`12345`, 3). From `ryu`'s
+/// rendering, which writes plain decimals (`1234.5`, `0.00012`, `100.0`) or `d.ddde±x`.
+fn shortest_digits(v: f64, digits: &mut [u8; 17]) -> (usize, i32) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v).as_bytes();
+    let (mantissa, exp) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => {
+            let exp = std::str::from_utf8(&text[e + 1..])
+                .ok()
+                .and_then(|x| x.parse::<i32>().ok())
+                .unwrap_or(0);
+            (&text[..e], Some(exp))
+        }
+        None => (text, None),
+    };
+    let point = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut len = 0;
+    let mut first: Option<usize> = None;
+    for (i, &b) in mantissa.iter().enumerate() {
+        if b == b'.' || (first.is_none() && b == b'0') {
+            continue;
+        }
+        first.get_or_insert(i);
+        if len < digits.len() {
+            digits[len] = b;
+            len += 1;
+        }
     }
+    while len > 1 && digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    let first = first.unwrap_or(0);
+    let exp = match exp {
+        // `d.ddde±x`: the first digit is the one before the point.
+        Some(exp) => exp,
+        // Plain: the first digit's position relative to the point.
+        None if first < point => (point - first) as i32 - 1,
+        None => point as i32 - first as i32,
+    };
+    (len.max(1), exp)
 }
 
 /// Appends `v` exactly as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does, which is what Prometheus
@@ -224,10 +254,14 @@ pub fn write_value(out: &mut String, v: f64) {
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
         return;
     }
-    // Fast path: an integer below 1e6 in magnitude is written as plain digits by Go's %g too (the
-    // exponent form starts at 1e+06). Counters and counts are mostly such integers.
-    if v.fract() == 0.0 && v.abs() < 1e6 {
-        let mut n = v.abs() as u32;
+    if v < 0.0 {
+        out.push('-');
+    }
+    let v = v.abs();
+    // Fast path: an integer below 1e6 is written as plain digits by Go's %g too (the exponent form
+    // starts at 1e+06). Counters and counts are mostly such integers.
+    if v.fract() == 0.0 && v < 1e6 {
+        let mut n = v as u32;
         let mut digits = [0u8; 7];
         let mut i = digits.len();
         loop {
@@ -238,66 +272,45 @@ pub fn write_value(out: &mut String, v: f64) {
                 break;
             }
         }
-        if v < 0.0 {
-            out.push('-');
-        }
         // The bytes are ASCII digits.
         out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
         return;
     }
-    let mut s = Scratch {
-        buf: [0; 32],
-        len: 0,
-    };
-    // Rust's `{:e}` gives the shortest round-tripping digits: `-1.2345e-7`, `1e6`.
-    if write!(s, "{v:e}").is_err() {
-        // Unreachable for finite f64 (24 bytes at most), but never panic while rendering.
-        let _ = write!(out, "{v}");
-        return;
-    }
-    let text = std::str::from_utf8(&s.buf[..s.len]).unwrap_or("0e0");
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(t) => (true, t),
-        None => (false, text),
-    };
-    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (int_digit, frac_digits) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if negative {
-        out.push('-');
-    }
+    let mut buf = [0u8; 17];
+    let (len, exp) = shortest_digits(v, &mut buf);
+    // ASCII digits.
+    let digits = std::str::from_utf8(&buf[..len]).unwrap_or("0");
     if !(-4..6).contains(&exp) {
-        out.push_str(int_digit);
-        if !frac_digits.is_empty() {
+        out.push_str(&digits[..1]);
+        if len > 1 {
             out.push('.');
-            out.push_str(frac_digits);
+            out.push_str(&digits[1..]);
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
-        let _ = write!(out, "{:02}", exp.unsigned_abs());
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        let _ = write!(out, "{e}");
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
             out.push('0');
         }
-        out.push_str(int_digit);
-        out.push_str(frac_digits);
+        out.push_str(digits);
     } else {
         // 0 ≤ exp < 6: the first exp+1 digits are the integer part.
-        let digits_before = exp as usize + 1;
-        out.push_str(int_digit);
-        let (int_rest, frac) = if frac_digits.len() >= digits_before - 1 {
-            frac_digits.split_at(digits_before - 1)
+        let int_len = exp as usize + 1;
+        if len <= int_len {
+            out.push_str(digits);
+            for _ in len..int_len {
+                out.push('0');
+            }
         } else {
-            (frac_digits, "")
-        };
-        out.push_str(int_rest);
-        for _ in int_rest.len()..digits_before - 1 {
-            out.push('0');
-        }
-        if !frac.is_empty() {
+            out.push_str(&digits[..int_len]);
             out.push('.');
-            out.push_str(frac);
+            out.push_str(&digits[int_len..]);
         }
     }
 }
@@ -384,6 +397,36 @@ mod tests {
         neg_inf: f64::NEG_INFINITY => "-Inf",
         max: f64::MAX => "1.7976931348623157e+308",
         min_positive: 5e-324 => "5e-324",
+    }
+
+    /// Every value of a table Go printed (`tests/data/go_format_float.txt`) is written as Go writes it,
+    /// ties between two shortest 17-digit renderings included (Rust's `{:e}` picks the other one).
+    #[test]
+    fn values_are_written_as_go_writes_them() {
+        let table = include_str!("../tests/data/go_format_float.txt");
+        let mut checked = 0;
+        for line in table.lines().filter(|l| !l.starts_with('#')) {
+            let (bits, want) = line.split_once(' ').unwrap();
+            let v = f64::from_bits(u64::from_str_radix(bits, 16).unwrap());
+            assert_eq!(fmt(v), want, "{v:e}");
+            checked += 1;
+        }
+        assert_eq!(checked, 5016);
+    }
+
+    /// What is written parses back to the value, for any bit pattern.
+    #[test]
+    fn values_round_trip() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let v = f64::from_bits(rng);
+            if v.is_finite() {
+                assert_eq!(fmt(v).parse::<f64>().unwrap(), v, "{v:e}");
+            }
+        }
     }
 
     #[test]
