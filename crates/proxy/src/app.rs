@@ -26,6 +26,7 @@ use crate::relay::{self, RelayMetrics};
 use crate::state::{Parts, State};
 use crate::status::Listener;
 use crate::telemetry::Telemetry;
+use crate::web_config::WebSecurity;
 use crate::{http, mappings};
 
 /// Errors that stop the proxy from starting.
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The relay target does not resolve.
     #[error("invalid relay address {0:?}: {1}")]
     Relay(String, io::Error),
+    /// The web config file is invalid (the error names the key and its line).
+    #[error(transparent)]
+    WebConfig(crate::web_config::WebConfigError),
     /// No listener is enabled.
     #[error("at least one of the UDP, TCP and unixgram listeners must be enabled")]
     NoListener,
@@ -176,7 +180,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(path) => Some(unixgram::bind(path, config.unixsocket_mode, read_buffer)?),
         None => None,
     };
-    let web = bind_first("web", &config.web_listen_address, bind_tcp).await?;
+    let web = match &config.web_listener {
+        Some(passed) => {
+            let listener = passed
+                .try_clone()
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|source| BindError::Io {
+                    what: "web",
+                    addr: "systemd socket".into(),
+                    source,
+                })?;
+            tracing::info!("serving HTTP on the socket systemd passed (--web.systemd-socket)");
+            listener
+        }
+        None => bind_first("web", &config.web_listen_address, bind_tcp).await?,
+    };
+    let web_security = match &config.web_config_file {
+        Some(path) => {
+            let security = WebSecurity::load(path).map_err(StartError::WebConfig)?;
+            tracing::info!(file = %path.display(), tls = security.tls_enabled(), "web config loaded");
+            Some(Arc::new(security))
+        }
+        None => None,
+    };
     let bind_err = |what, addr: &str| {
         let addr = addr.to_string();
         move |source| BindError::Io { what, addr, source }
@@ -255,6 +282,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             http_addr,
         ),
         parser: Parser::new(config.dialects),
+        web_security,
     }));
     tracing::info!(address = %http_addr, path = %config.telemetry_path, "serving metrics over HTTP");
     tasks.spawn(http::serve(

@@ -116,6 +116,11 @@ pub struct Config {
     pub unixsocket_mode: u32,
     /// HTTP listen address for `/metrics` and friends.
     pub web_listen_address: String,
+    /// `--web.config.file`: TLS, basic auth, response headers, rate limit (exporter-toolkit format).
+    pub web_config_file: Option<PathBuf>,
+    /// `--web.systemd-socket`: the listening socket systemd passed (taken by the binary before the
+    /// runtime starts), served instead of `web_listen_address`.
+    pub web_listener: Option<Arc<std::net::TcpListener>>,
     /// Path of the scrape endpoint.
     pub telemetry_path: String,
     /// Serve `/-/reload` and `/-/quit`.
@@ -157,6 +162,8 @@ impl Config {
             listen_unixgram: None,
             unixsocket_mode: DEFAULT_UNIXSOCKET_MODE,
             web_listen_address: "127.0.0.1:0".into(),
+            web_config_file: None,
+            web_listener: None,
             telemetry_path: DEFAULT_TELEMETRY_PATH.into(),
             enable_lifecycle: false,
             web_max_connections: None,

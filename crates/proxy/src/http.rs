@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_io_timeout::TimeoutStream;
 
@@ -22,6 +22,7 @@ use crate::config::{HEADER_READ_TIMEOUT, SCRAPE_QUEUE_TIMEOUT, WRITE_STALL_TIMEO
 use crate::listen::AcceptBackoff;
 use crate::scrape::ScrapeBody;
 use crate::state::State;
+use crate::web_config::Verdict;
 use statsd_exposition::proto::Format;
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -61,25 +62,32 @@ pub async fn serve(
         let state = Arc::clone(&state);
         let mut stop = stop.clone();
         connections.spawn(async move {
-            let service = service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(crate::scrape::CHUNK)
-                .serve_connection(TokioIo::new(stalled_writes_time_out(stream)), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "HTTP connection error");
+            // With --web.config.file's TLS: the handshake first (the configuration re-read if one
+            // of its files changed), within the header-read timeout.
+            let tls = state
+                .web_security()
+                .and_then(|security| security.current().tls.clone());
+            match tls {
+                None => serve_connection(stream, state, stop).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                    let shaken = tokio::select! {
+                        shaken = handshake => shaken,
+                        _ = stop.changed() => return,
+                    };
+                    match shaken {
+                        Ok(Ok(tls)) => serve_connection(tls, state, stop).await,
+                        Ok(Err(e)) => {
+                            state.telemetry().web_tls_handshake_errors.inc();
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            state.telemetry().web_tls_handshake_errors.inc();
+                            tracing::debug!("TLS handshake timed out");
+                        }
                     }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -87,8 +95,69 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes or `stop` fires (then gracefully).
+async fn serve_connection<S>(stream: S, state: Arc<State>, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(guarded(&state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(crate::scrape::CHUNK)
+        .serve_connection(TokioIo::new(stalled_writes_time_out(stream)), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// [`handle`] behind the web config's rate limit and basic auth, its headers added to every answer.
+async fn guarded(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let Some(security) = state.web_security() else {
+        return handle(state, req).await;
+    };
+    let config = security.current();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let mut response = match security.check(&config, authorization).await {
+        Verdict::Allowed => handle(state, req).await,
+        Verdict::Unauthorized => {
+            state.telemetry().web_unauthorized.inc();
+            let mut r = text(StatusCode::UNAUTHORIZED, TEXT, "Unauthorized\n");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            r
+        }
+        Verdict::TooManyRequests => {
+            state.telemetry().web_rate_limited.inc();
+            text(StatusCode::TOO_MANY_REQUESTS, TEXT, "Too Many Requests\n")
+        }
+    };
+    for (name, value) in &config.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
 /// The connection's stream, failing a write that makes no progress for [`WRITE_STALL_TIMEOUT`].
-fn stalled_writes_time_out(stream: TcpStream) -> Pin<Box<TimeoutStream<TcpStream>>> {
+fn stalled_writes_time_out<S>(stream: S) -> Pin<Box<TimeoutStream<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
     let mut stream = TimeoutStream::new(stream);
     stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT));
     Box::pin(stream)

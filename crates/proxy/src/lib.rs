@@ -37,3 +37,4 @@ pub mod series_cache;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod web_config;

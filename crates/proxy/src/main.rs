@@ -116,10 +116,6 @@ fn main() -> ExitCode {
         return check_config(&cli);
     }
     init_logging(&cli);
-    if let Some(problem) = cli.unsupported() {
-        tracing::error!("{problem}");
-        return ExitCode::FAILURE;
-    }
     if let (_, Some(warning)) = cli.unixsocket_mode() {
         tracing::warn!("{warning}");
     }
@@ -136,7 +132,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(cli.config())) {
+    let mut config = cli.config();
+    if cli.web_systemd_socket {
+        // Taken before the runtime's threads exist: the crate clears LISTEN_FDS and LISTEN_PID from
+        // the environment, as systemd's sd_listen_fds does.
+        match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+            Ok(Some(listener)) => config.web_listener = Some(std::sync::Arc::new(listener)),
+            Ok(None) => {
+                tracing::error!(
+                    "--web.systemd-socket: no socket activation file descriptors found (LISTEN_FDS)"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "--web.systemd-socket: the passed socket is not a listening TCP socket");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match runtime.block_on(app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

@@ -14,6 +14,7 @@ use crate::config::{MAX_CONCURRENT_RENDERS, MAX_STREAMING_SCRAPES, MappingSource
 use crate::listen::udp;
 use crate::status::Listener;
 use crate::telemetry::Telemetry;
+use crate::web_config::WebSecurity;
 use statsd_line::Parser;
 
 /// Why a reload did not happen; the previous mapping stays in use either way.
@@ -47,6 +48,8 @@ pub struct State {
     /// What the proxy listens on, and how it reads lines (for the status page and its explain form).
     listeners: Vec<Listener>,
     parser: Parser,
+    /// `--web.config.file`: TLS, basic auth, headers, rate limit.
+    web_security: Option<Arc<WebSecurity>>,
     /// Kernel drop accounting: our UDP sockets' inodes, and the drops already counted.
     udp_inodes: Vec<u64>,
     udp_drops_seen: AtomicUsize,
@@ -77,6 +80,8 @@ pub struct Parts {
     pub listeners: Vec<Listener>,
     /// How lines are read.
     pub parser: Parser,
+    /// `--web.config.file`, loaded.
+    pub web_security: Option<Arc<WebSecurity>>,
 }
 
 impl State {
@@ -100,6 +105,7 @@ impl State {
             udp_inodes: parts.udp_inodes,
             listeners: parts.listeners,
             parser: parts.parser,
+            web_security: parts.web_security,
             udp_drops_seen: AtomicUsize::new(0),
         };
         state.update_kernel_drops();
@@ -124,6 +130,11 @@ impl State {
     /// What the proxy listens on.
     pub fn listeners(&self) -> &[Listener] {
         &self.listeners
+    }
+
+    /// `--web.config.file`, when given.
+    pub fn web_security(&self) -> Option<&Arc<WebSecurity>> {
+        self.web_security.as_ref()
     }
 
     /// How lines are read.

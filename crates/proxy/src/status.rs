@@ -79,6 +79,18 @@ const DROPS: &[(&str, &str)] = &[
         "relay: lines dropped",
     ),
     ("statsd_proxy_relay_send_errors_total", "relay: send errors"),
+    (
+        "statsd_proxy_web_unauthorized_total",
+        "web: requests without valid credentials",
+    ),
+    (
+        "statsd_proxy_web_rate_limited_total",
+        "web: requests over the rate limit",
+    ),
+    (
+        "statsd_proxy_web_tls_handshake_errors_total",
+        "web: failed TLS handshakes",
+    ),
 ];
 
 /// A listening socket.

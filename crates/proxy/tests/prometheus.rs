@@ -7,60 +7,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::prom::{self, Killed, percent_encode, query_value, require};
 use common::{request, spawn};
-
-/// Kills a child process when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn require(tool: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{tool} is missing: run ./scripts/test, which installs the Debian packages prometheus and ruby-statsd"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The PromQL of every panel of the shipped dashboard.
 fn dashboard_queries() -> Vec<String> {
     panel_queries("examples/grafana/mastodon.json")
 }
@@ -111,28 +69,13 @@ fn start_prometheus(
     target: SocketAddr,
     native: bool,
 ) -> (Killed, SocketAddr) {
-    let config = dir.join(format!("{name}.yml"));
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: statsd-proxy\n    static_configs:\n      - targets: [\"{target}\"]\n"
-        ),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut command = Command::new("prometheus");
-    if native {
-        command.arg("--enable-feature=native-histograms");
-    }
-    let child = command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join(name).display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    (Killed(child), addr)
+    let job = format!("static_configs:\n      - targets: [\"{target}\"]\n");
+    let args: &[&str] = if native {
+        &["--enable-feature=native-histograms"]
+    } else {
+        &[]
+    };
+    prom::start(dir, name, &job, args)
 }
 
 /// statsd-ruby sending Mastodon's metrics to `udp` for up to two minutes (stopped when dropped).
@@ -234,19 +177,6 @@ fn every_dashboard_and_alert_query_returns_data() {
 }
 
 /// The first value of an instant query, if any.
-fn query_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
-    let response = request(
-        prometheus,
-        "GET",
-        &format!("/api/v1/query?query={}", percent_encode(query)),
-        &[],
-    );
-    let body = serde_json::from_slice::<serde_json::Value>(&response.body).ok()?;
-    body["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-}
-
 /// Prometheus with native histograms enabled asks for the protobuf format first: it scrapes the proxy
 /// in that format (counted by `statsd_proxy_scrapes_total{format="protobuf"}`), and every kind of
 /// series — counter, gauge, summary, native histogram, set, our own metrics — reads back exactly

@@ -222,12 +222,14 @@ pub struct Cli {
     #[arg(long = "debug.dump-fsm", value_name = "PATH", default_value = "")]
     pub dump_fsm: String,
 
-    /// Not supported: TLS and basic auth (exporter-toolkit web config). Given a file, the proxy refuses
-    /// to start rather than serve without the protection the file asks for.
+    /// TLS, basic auth, response headers and a rate limit for every HTTP endpoint, in the Prometheus
+    /// exporter-toolkit web configuration format (re-read when it or a file it names changes). An
+    /// invalid file refuses the start, naming the key and its line.
     #[arg(long = "web.config.file", value_name = "FILE", default_value = "")]
     pub web_config_file: String,
 
-    /// Not supported: systemd socket activation. Given, the proxy refuses to start.
+    /// Serve HTTP on the listening socket systemd passes (socket activation: `LISTEN_FDS`, the first
+    /// socket) instead of --web.listen-address.
     #[arg(long = "web.systemd-socket")]
     pub web_systemd_socket: bool,
 
@@ -312,19 +314,6 @@ impl Cli {
         }
     }
 
-    /// Flags that cannot be honoured: refuse to start rather than run differently than asked.
-    pub fn unsupported(&self) -> Option<&'static str> {
-        if !self.web_config_file.is_empty() {
-            return Some(
-                "--web.config.file (TLS and basic auth) is not supported yet: remove it, or put a TLS-terminating proxy in front",
-            );
-        }
-        if self.web_systemd_socket {
-            return Some("--web.systemd-socket is not supported yet: use --web.listen-address");
-        }
-        None
-    }
-
     /// `--check-config` given (and not negated after).
     pub fn check_config_requested(&self) -> bool {
         self.check_config && !self.no_check_config
@@ -387,6 +376,8 @@ impl Cli {
             listen_unixgram: optional(&self.listen_unixgram).map(PathBuf::from),
             unixsocket_mode: self.unixsocket_mode().0,
             web_listen_address: self.web_listen_address.clone(),
+            web_config_file: optional(&self.web_config_file).map(PathBuf::from),
+            web_listener: None,
             telemetry_path: self.telemetry_path.clone(),
             enable_lifecycle: self.enable_lifecycle && !self.no_enable_lifecycle,
             web_max_connections: self.web_max_connections,

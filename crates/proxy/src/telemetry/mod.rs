@@ -105,6 +105,12 @@ pub struct Telemetry {
     mapping_warnings: IntGauge,
     /// `statsd_proxy_tcp_connections_evicted_total`: over `--statsd.tcp-max-connections`.
     pub tcp_connections_evicted: IntCounter,
+    /// `statsd_proxy_web_unauthorized_total`: HTTP requests refused for their credentials (401).
+    pub web_unauthorized: IntCounter,
+    /// `statsd_proxy_web_rate_limited_total`: HTTP requests over the web config's `rate_limit` (429).
+    pub web_rate_limited: IntCounter,
+    /// `statsd_proxy_web_tls_handshake_errors_total`: TLS handshakes on the web port that failed.
+    pub web_tls_handshake_errors: IntCounter,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -287,6 +293,22 @@ impl Telemetry {
                 &r,
                 "statsd_proxy_tcp_connections_evicted_total",
                 "TCP connections closed at once because --statsd.tcp-max-connections were open.",
+            ),
+            web_unauthorized: counter(
+                &r,
+                "statsd_proxy_web_unauthorized_total",
+                "HTTP requests answered 401: no or wrong basic-auth credentials (--web.config.file).",
+            ),
+            web_rate_limited: counter(
+                &r,
+                "statsd_proxy_web_rate_limited_total",
+                "HTTP requests answered 429: over the web config's rate_limit (--web.config.file).",
+            ),
+            web_tls_handshake_errors: counter(
+                &r,
+                "statsd_proxy_web_tls_handshake_errors_total",
+                "TLS handshakes on the web port that failed (plain HTTP, unknown CA, no client \
+                 certificate where one is required, timeouts).",
             ),
             events_unmapped: counter(
                 &r,

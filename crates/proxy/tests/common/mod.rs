@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a minimal HTTP client and exposition parsing.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod prom;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::io::{Read, Write};
