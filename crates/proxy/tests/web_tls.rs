@@ -402,3 +402,28 @@ fn the_socket_systemd_passes_is_served() {
     let _ = child.wait();
     assert_eq!(answer, "200");
 }
+
+/// `examples/web-config.yml` as shipped (certificate files beside it) serves with its documented
+/// password, "changeme", and refuses without.
+#[test]
+fn the_example_web_config_serves_with_its_documented_password() {
+    let dir = Dir::new("example");
+    let ca = Ca::new("example CA");
+    let ca_file = dir.write("ca.pem", &ca.pem);
+    let (cert, key) = ca.sign("example", &["localhost"]);
+    dir.write("server.pem", &cert);
+    dir.write("server.key", &key);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/web-config.yml");
+    let config = dir.write("web-config.yml", &std::fs::read_to_string(example).unwrap());
+    let proxy = common::spawn(&[&format!("--web.config.file={}", config.display())]);
+    let port = proxy.http.port();
+    let url = format!("https://localhost:{port}/status");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let base = ["--cacert", ca_file.to_str().unwrap(), "--resolve", &resolve];
+    let mut with = base.to_vec();
+    with.extend_from_slice(&["-u", "prometheus:changeme", &url]);
+    assert_eq!(status(&with), 200);
+    let mut without = base.to_vec();
+    without.push(&url);
+    assert_eq!(status(&without), 401);
+}
