@@ -279,7 +279,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             udp_addr,
             tcp_addr,
             config.listen_unixgram.as_deref(),
-            http_addr,
+            (
+                http_addr,
+                web_security.as_ref().is_some_and(|w| w.tls_enabled()),
+            ),
         ),
         parser: Parser::new(config.dialects),
         web_security,
@@ -373,7 +376,7 @@ fn listeners(
     udp: Option<std::net::SocketAddr>,
     tcp: Option<std::net::SocketAddr>,
     unixgram: Option<&std::path::Path>,
-    http: std::net::SocketAddr,
+    (http, tls): (std::net::SocketAddr, bool),
 ) -> Vec<Listener> {
     let mut all = Vec::new();
     let mut add = |protocol, address: Option<String>| {
@@ -384,7 +387,7 @@ fn listeners(
     add("udp", udp.map(|a| a.to_string()));
     add("tcp", tcp.map(|a| a.to_string()));
     add("unixgram", unixgram.map(|p| p.display().to_string()));
-    add("http", Some(http.to_string()));
+    add(if tls { "https" } else { "http" }, Some(http.to_string()));
     all
 }
 

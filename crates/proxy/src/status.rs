@@ -96,7 +96,7 @@ const DROPS: &[(&str, &str)] = &[
 /// A listening socket.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listener {
-    /// `udp`, `tcp`, `unixgram` or `http`.
+    /// `udp`, `tcp`, `unixgram`, `http` or `https`.
     pub protocol: &'static str,
     /// Its address or path.
     pub address: String,
