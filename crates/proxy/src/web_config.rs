@@ -154,42 +154,6 @@ const EXTRA_HEADERS: &[(&str, &[&str])] = &[
     ("Content-Security-Policy", &[]),
 ];
 
-/// Go's names of the TLS 1.2 suites rustls implements.
-const TLS12_SUITES: &[(&str, rustls::CipherSuite)] = &[
-    (
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    ),
-    (
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    ),
-    (
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    ),
-    (
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    ),
-    (
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    ),
-    (
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    ),
-    (
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    ),
-    (
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    ),
-];
-
 /// Go's names of TLS 1.2 suites Go knows and rustls does not implement (skipped with a warning).
 const UNSUPPORTED_SUITES: &[&str] = &[
     "TLS_RSA_WITH_RC4_128_SHA",
@@ -393,8 +357,15 @@ fn tls_config(
     if !tls.cipher_suites.is_empty() {
         let mut allowed = Vec::new();
         for name in &tls.cipher_suites {
-            match TLS12_SUITES.iter().find(|(n, _)| n == name) {
-                Some((_, suite)) => allowed.push(*suite),
+            // rustls names its suites as Go does; Go also accepts the ChaCha20 ones without
+            // `_SHA256`.
+            let tls12 = provider.cipher_suites.iter().find(|s| {
+                let rustls_name = format!("{:?}", s.suite());
+                s.version() == &rustls::version::TLS12
+                    && (&rustls_name == name || rustls_name == format!("{name}_SHA256"))
+            });
+            match tls12 {
+                Some(suite) => allowed.push(suite.suite()),
                 None if UNSUPPORTED_SUITES.contains(&name.as_str()) => warnings.push(format!(
                     "tls_server_config.cipher_suites: {name} is not implemented by rustls (no CBC, RC4, 3DES or RSA key exchange; TLS 1.3 suites are not configurable): skipped"
                 )),
@@ -903,6 +874,50 @@ mod tests {
             let p = write(&dir, "web.yml", text);
             let loaded = load(&p).unwrap();
             assert!(loaded.tls.is_none(), "{text:?}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn cipher_suites_and_curves_by_go_names_with_warnings_for_what_rustls_lacks() {
+        let dir = tempdir("suites");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        write(&dir, "s.pem", &cert.pem());
+        write(&dir, "s.key", &key.serialize_pem());
+        let tls = "tls_server_config:\n  cert_file: s.pem\n  key_file: s.key\n";
+        let p = write(
+            &dir,
+            "web.yml",
+            &format!(
+                "{tls}  cipher_suites: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n  \
+                 curve_preferences: [CurveP521, X25519]\n  min_version: TLS10\n"
+            ),
+        );
+        let loaded = load(&p).unwrap();
+        assert!(loaded.tls.is_some());
+        assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"));
+        assert!(loaded.warnings[1].contains("CurveP521"));
+        assert!(loaded.warnings[2].contains("min_version"));
+        for (extra, want) in [
+            ("  cipher_suites: [TLS_MADE_UP]\n", "unknown cipher suite"),
+            (
+                "  max_version: TLS11\n",
+                "TLS 1.0 and 1.1 are not available",
+            ),
+            ("  client_ca_file: s.pem\n", "without a Client Auth Policy"),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n",
+                "needs client_ca_file",
+            ),
+        ] {
+            let p = write(&dir, "web.yml", &format!("{tls}{extra}"));
+            let e = load(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{extra}: {e}");
         }
         std::fs::remove_dir_all(&dir).ok();
     }

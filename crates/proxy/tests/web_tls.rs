@@ -152,17 +152,19 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_a_rotated_certificate_is_serv
     let ca_arg = ca_file.to_str().unwrap();
     let credentials = format!("{USER}:{PASSWORD}");
 
+    // curl trusting the CA, with `more` arguments.
+    let tls = |more: &[&str]| -> Vec<String> {
+        ["--cacert", ca_arg, "--resolve", &resolve]
+            .iter()
+            .chain(more)
+            .map(|a| (*a).to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let code = |args: Vec<String>| status(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
     // With credentials: served, with the configured header.
-    let ok = curl(&[
-        "--cacert",
-        ca_arg,
-        "--resolve",
-        &resolve,
-        "-u",
-        &credentials,
-        "-i",
-        &url,
-    ]);
+    let ok = run(tls(&["-u", &credentials, "-i", &url]));
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(text.starts_with("HTTP/1.1 200"), "{text:.300}");
     assert!(text.contains("statsd_exporter_build_info"), "{text:.300}");
@@ -171,7 +173,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_a_rotated_certificate_is_serv
             .contains("x-content-type-options: nosniff")
     );
     // Without, with a wrong password, as an unknown user: 401 and a Basic challenge.
-    let unauthorized = curl(&["--cacert", ca_arg, "--resolve", &resolve, "-i", &url]);
+    let unauthorized = run(tls(&["-i", &url]));
     let text = String::from_utf8_lossy(&unauthorized.stdout);
     assert!(text.starts_with("HTTP/1.1 401"), "{text:.300}");
     assert!(
@@ -180,18 +182,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_a_rotated_certificate_is_serv
         "{text}"
     );
     for wrong in [format!("{USER}:nope"), format!("nobody:{PASSWORD}")] {
-        assert_eq!(
-            status(&[
-                "--cacert",
-                ca_arg,
-                "--resolve",
-                &resolve,
-                "-u",
-                &wrong,
-                &url
-            ]),
-            401
-        );
+        assert_eq!(code(tls(&["-u", &wrong, &url])), 401);
     }
     // Plain HTTP on the TLS port: no HTTP answer.
     assert_eq!(status(&[&format!("http://127.0.0.1:{port}/metrics")]), 0);
@@ -240,27 +231,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_a_rotated_certificate_is_serv
     }
     // A broken file keeps the working configuration.
     std::fs::write(&config, "tls_server_config:\n  cert_file: [\n").unwrap();
-    assert_eq!(
-        status(&[
-            "--cacert",
-            ca_arg,
-            "--resolve",
-            &resolve,
-            "-u",
-            &credentials,
-            &url
-        ]),
-        200
-    );
-    let metrics = curl(&[
-        "--cacert",
-        ca_arg,
-        "--resolve",
-        &resolve,
-        "-u",
-        &credentials,
-        &url,
-    ]);
+    let metrics = run(tls(&["-u", &credentials, &url]));
     let m = common::parse_exposition(&String::from_utf8_lossy(&metrics.stdout));
     assert!(
         m.get("statsd_proxy_web_unauthorized_total")
