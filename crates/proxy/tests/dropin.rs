@@ -172,9 +172,12 @@ fn self_metrics_that_dashboards_query_are_exposed() {
     for _ in 0..3 {
         socket.send_to(b"cached.name:1|c", proxy.udp).unwrap();
     }
-    // Lines and cache counts are separate counters: wait for the one asserted on.
-    let m = scrape_until(proxy.http, "three cache lookups", |m| {
-        m.get("statsd_metric_mapper_cache_gets_total").copied() == Some(3.0)
+    // A packet's counts are published counter by counter, `lines_total` last (after a release fence,
+    // read first by a scrape): once it shows the three lines, every other count of them is on the
+    // page. (Waiting on a cache counter instead raced with the ones published after it: CI once saw
+    // the series-cache lookups but not yet their hits.)
+    let m = scrape_until(proxy.http, "three lines", |m| {
+        m.get("statsd_exporter_lines_total").copied() == Some(3.0)
     });
     for name in [
         "process_cpu_seconds_total",
