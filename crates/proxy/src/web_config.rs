@@ -12,7 +12,8 @@
 //! times and sizes) on every connection and request, and read again only when one changed: a rotated
 //! certificate is served from the next connection on, without a restart. A new file that does not load
 //! is logged and the previous configuration stays in use (exporter-toolkit fails every handshake
-//! until it is fixed).
+//! until it is fixed), and so does one that would switch the port between TLS and plain HTTP (that
+//! takes a restart, as there).
 //!
 //! **TLS** is rustls with the *ring* provider: TLS 1.2 and 1.3 (a `min_version` of TLS 1.0 or 1.1 is
 //! raised to 1.2, with a warning), the ECDHE AEAD cipher suites (`cipher_suites` names the TLS 1.2 ones
@@ -660,6 +661,8 @@ pub enum Verdict {
 pub struct WebSecurity {
     path: PathBuf,
     current: ArcSwap<Loaded>,
+    /// TLS or plain HTTP, as at start: a reload that would switch is refused (a restart does it).
+    tls: bool,
     /// The stamp of a new file that failed to load (not retried until the files change again).
     failed: Mutex<Option<Stamp>>,
     cache: Mutex<HashMap<(String, String, String), bool>>,
@@ -677,6 +680,7 @@ impl WebSecurity {
         }
         Ok(Self {
             path: path.to_path_buf(),
+            tls: loaded.tls.is_some(),
             current: ArcSwap::from_pointee(loaded),
             failed: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
@@ -698,7 +702,21 @@ impl WebSecurity {
         if failed.as_ref() == Some(&now) {
             return current;
         }
-        match load(&self.path) {
+        let reloaded = load(&self.path).and_then(|loaded| {
+            if loaded.tls.is_some() == self.tls {
+                Ok(loaded)
+            } else {
+                Err(WebConfigError {
+                    file: self.path.display().to_string(),
+                    message: if self.tls {
+                        "tls_server_config no longer configures TLS: the port keeps serving TLS until a restart".into()
+                    } else {
+                        "tls_server_config now configures TLS: the port keeps serving plain HTTP until a restart".into()
+                    },
+                })
+            }
+        });
+        match reloaded {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     tracing::warn!(file = %self.path.display(), "web config: {w}");
@@ -720,7 +738,7 @@ impl WebSecurity {
 
     /// Serves TLS (decided at start: a listener does not switch between TLS and plain HTTP).
     pub fn tls_enabled(&self) -> bool {
-        self.current.load().tls.is_some()
+        self.tls
     }
 
     /// Checks a request's `Authorization` header (and the rate limit) against `config`.

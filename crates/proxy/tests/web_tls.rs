@@ -229,7 +229,11 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_a_rotated_certificate_is_serv
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A broken file keeps the working configuration.
+    // A file without TLS does not turn the port into plain HTTP, and a broken file keeps the working
+    // configuration.
+    std::fs::write(&config, "basic_auth_users: {}\n").unwrap();
+    assert_eq!(code(tls(&["-u", &credentials, &url])), 200);
+    assert_eq!(status(&[&format!("http://127.0.0.1:{port}/metrics")]), 0);
     std::fs::write(&config, "tls_server_config:\n  cert_file: [\n").unwrap();
     let metrics = run(tls(&["-u", &credentials, &url]));
     let m = common::parse_exposition(&String::from_utf8_lossy(&metrics.stdout));
