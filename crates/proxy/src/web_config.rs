@@ -46,6 +46,8 @@ use serde::Deserialize;
 const UNKNOWN_USER_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 /// Cached authentication outcomes (exporter-toolkit's size).
 const AUTH_CACHE_SIZE: usize = 100;
+/// Longest user name and password, together, whose outcome is cached (bcrypt reads 72 bytes anyway).
+const MAX_CACHED_CREDENTIALS: usize = 1024;
 
 /// The file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -770,6 +772,14 @@ impl WebSecurity {
                 .await
                 .unwrap_or(false);
                 let ok = known && matches;
+                if key.0.len() + key.2.len() > MAX_CACHED_CREDENTIALS {
+                    // Not kept: a hundred huge made-up passwords must not hold megabytes.
+                    return if ok {
+                        Verdict::Allowed
+                    } else {
+                        Verdict::Unauthorized
+                    };
+                }
                 let mut cache = self.cache.lock();
                 if cache.len() >= AUTH_CACHE_SIZE {
                     // Make room: drop a tenth (whichever the map yields first), as exporter-toolkit does.
