@@ -9,7 +9,7 @@ bin=${1:-target/release/statsd-proxy}
 "$bin" --web.listen-address=127.0.0.1:19102 --statsd.listen-udp=127.0.0.1:19125 \
     --statsd.listen-tcp=127.0.0.1:19126 --statsd.mapping-config=mappings/mastodon.yaml >/dev/null 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -sf 127.0.0.1:19102/-/ready >/dev/null && break; sleep 0.05; done
 target/release/loadgen send --target 127.0.0.1:19125 --namespaces 113 --seconds 3 --rate 300000 >/dev/null
 sleep 1

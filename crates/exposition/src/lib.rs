@@ -192,6 +192,82 @@ pub fn write_sample(
     out.push('\n');
 }
 
+/// The pieces of a series' lines that carry an extra label (`quantile`, `le`), written once per series
+/// and reused for every line: the head `name{labels,` (or `name{`), then per line a pre-rendered
+/// `quantile="0.5"} ` and the value. Cuts the copies per line from eight to three; the bytes are
+/// exactly [`write_sample`]'s.
+#[derive(Debug, Default)]
+pub struct ExtraLabelLines {
+    head: String,
+    /// The values the texts were rendered for, and the texts (`key="value"} `).
+    key: &'static str,
+    values: Vec<f64>,
+    texts: Vec<String>,
+}
+
+impl ExtraLabelLines {
+    /// Prepares the head for a series (`name` + `suffix`, its rendered `labels`) whose extra label is
+    /// `key` with these `values` (rendered once and kept while the next series asks for the same).
+    pub fn begin<I>(&mut self, name: &str, suffix: &str, labels: &str, key: &'static str, values: I)
+    where
+        I: IntoIterator<Item = f64>,
+        I::IntoIter: Clone + ExactSizeIterator,
+    {
+        let values = values.into_iter();
+        self.head.clear();
+        self.head.push_str(name);
+        self.head.push_str(suffix);
+        self.head.push('{');
+        if !labels.is_empty() {
+            self.head.push_str(labels);
+            self.head.push(',');
+        }
+        let same = self.key == key
+            && self.values.len() == values.len()
+            && self
+                .values
+                .iter()
+                .zip(values.clone())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            self.key = key;
+            self.values.clear();
+            self.values.extend(values.clone());
+            self.texts.clear();
+            let mut value = String::new();
+            for v in values {
+                value.clear();
+                write_value(&mut value, v);
+                let mut text = String::with_capacity(key.len() + value.len() + 5);
+                text.push_str(key);
+                text.push_str("=\"");
+                escape_label_value(&mut text, &value);
+                text.push_str("\"} ");
+                self.texts.push(text);
+            }
+        }
+    }
+
+    /// Writes the line of the `i`-th extra label value (as passed to [`Self::begin`]) with `value`.
+    pub fn write(&self, out: &mut String, i: usize, value: f64) {
+        out.push_str(&self.head);
+        if let Some(text) = self.texts.get(i) {
+            out.push_str(text);
+        }
+        write_value(out, value);
+        out.push('\n');
+    }
+
+    /// Writes the line for `+Inf` (a histogram's last bucket, which has no bound in the values).
+    pub fn write_inf(&self, out: &mut String, value: f64) {
+        out.push_str(&self.head);
+        out.push_str(self.key);
+        out.push_str("=\"+Inf\"} ");
+        write_value(out, value);
+        out.push('\n');
+    }
+}
+
 /// The shortest decimal digits that round-trip `v` (finite, non-zero, positive), without leading or
 /// trailing zeros, and the decimal exponent of the first: `1234.5` → (`12345`, 3). From `ryu`'s
 /// rendering, which writes plain decimals (`1234.5`, `0.00012`, `100.0`) or `d.ddde±x`.
@@ -275,6 +351,16 @@ pub fn write_value(out: &mut String, v: f64) {
         // The bytes are ASCII digits.
         out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
         return;
+    }
+    // Between 1e-4 and 1e6 Go writes plain decimals, and so does ryu, digit for digit: its text is
+    // Go's (an integer would end in `.0` there, but integers took the path above).
+    if (1e-4..1e6).contains(&v) {
+        let mut buffer = ryu::Buffer::new();
+        let text = buffer.format_finite(v);
+        if !text.contains('e') {
+            out.push_str(text);
+            return;
+        }
     }
     let mut buf = [0u8; 17];
     let (len, exp) = shortest_digits(v, &mut buf);

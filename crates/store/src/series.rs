@@ -99,6 +99,18 @@ pub(crate) enum State {
     Set(Box<Mutex<Set>>),
 }
 
+impl State {
+    /// Reads a byte of the state's own allocation (see `render::warm`); no lock is taken.
+    pub(crate) fn warm(&self) -> usize {
+        match self {
+            State::Counter(_) | State::Gauge(_) => 0,
+            State::Summary(s) => usize::from(s.is_locked()),
+            State::Histogram(h) => h.counts.len(),
+            State::Set(s) => usize::from(s.is_locked()),
+        }
+    }
+}
+
 /// One series: its family's identity (not the family itself, which lists its series: no `Arc` cycle),
 /// its label set pre-rendered for the exposition (also its identity), its state and when it was last
 /// updated.

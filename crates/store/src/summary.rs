@@ -35,11 +35,37 @@ thread_local! {
 
 /// One compressed entry: a value, how many observations it stands for, and its rank uncertainty.
 /// Widths and deltas are counts; `u32` keeps an entry at 16 bytes (they saturate, far beyond any window).
+///
+/// A *run* is one weighted observation (a sampled timer's `1/rate`, say 100) that nothing has been
+/// folded into: all of its width is that one value. CKMS bounds an entry's width by the invariant,
+/// which a run may exceed; a query must then not skip the run (below).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     value: f64,
     width: u32,
-    delta: u32,
+    /// The rank uncertainty, and [`RUN`].
+    meta: u32,
+}
+
+/// The bit of [`Entry::meta`] that marks a run; the others are the rank uncertainty.
+const RUN: u32 = 1 << 31;
+
+impl Entry {
+    fn new(value: f64, width: u32, delta: u32, run: bool) -> Self {
+        Self {
+            value,
+            width,
+            meta: delta.min(RUN - 1) | if run { RUN } else { 0 },
+        }
+    }
+
+    fn delta(self) -> u32 {
+        self.meta & !RUN
+    }
+
+    fn is_run(self) -> bool {
+        self.meta & RUN != 0
+    }
 }
 
 fn count(x: f64) -> u32 {
@@ -110,7 +136,7 @@ impl Stream {
             merged.clear();
             let mut old = self.entries.iter().copied().peekable();
             let mut r = 0.0;
-            for &(value, width) in batch {
+            for &(value, weight) in batch {
                 while let Some(c) = old.next_if(|c| c.value <= value) {
                     r += f64::from(c.width);
                     merged.push(c);
@@ -122,13 +148,9 @@ impl Stream {
                 } else {
                     0
                 };
-                merged.push(Entry {
-                    value,
-                    width: count(width),
-                    delta,
-                });
-                self.n += width;
-                r += width;
+                merged.push(Entry::new(value, count(weight), delta, weight >= 2.0));
+                self.n += weight;
+                r += weight;
             }
             merged.extend(old);
             Self::compress(bounds, self.n, merged);
@@ -154,9 +176,10 @@ impl Stream {
         for i in (0..entries.len() - 1).rev() {
             let c = entries[i];
             let x = entries[w];
-            let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta);
+            let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta());
             if merged <= bounds.invariant(n, r) {
-                entries[w].width = x.width.saturating_add(c.width);
+                // Lower values folded in: no longer a run.
+                entries[w] = Entry::new(x.value, x.width.saturating_add(c.width), x.delta(), false);
             } else {
                 w -= 1;
                 entries[w] = c;
@@ -178,7 +201,15 @@ impl Stream {
         let mut r = 0.0;
         for &c in &self.entries[1..] {
             r += f64::from(p.width);
-            if r + f64::from(c.width) + f64::from(c.delta) > t {
+            let delta = f64::from(c.delta());
+            if r + f64::from(c.width) + delta > t {
+                // A run is that many equal observations at ranks r+1 ..= r+width (each uncertain by
+                // delta): if its first could be at or below the threshold, the answer is its value (as
+                // it would be from that many single entries; skipping it answered p99 of one 7 and
+                // ten thousand 1000s with 7).
+                if c.is_run() && r + 1.0 + delta <= t {
+                    return c.value;
+                }
                 return p.value;
             }
             p = c;
@@ -202,16 +233,26 @@ fn exact(sorted: &[(f64, f64)], q: f64) -> f64 {
 }
 
 /// The state of one summary series.
+///
+/// `repr(C)` keeps the fields a scrape of an idle series reads (validity, answers, sum, count, when
+/// the head stream expires) first, in the cache lines next to the series' lock.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Summary {
-    options: Arc<SummaryOptions>,
-    streams: Vec<Stream>,
-    /// Observations not yet merged into the streams: (value, weight).
-    pending: Vec<(f64, f64)>,
+    /// Whether `answers` are current.
+    answered: bool,
     head: usize,
     head_expires: Instant,
     sum: f64,
     count: u64,
+    /// The last answers to [`Summary::quantiles`], valid until the window changes (an observation, a
+    /// merge or a rotation): a series idle between scrapes is answered without walking its stream.
+    answers: SmallVec<[f64; 4]>,
+    options: Arc<SummaryOptions>,
+    /// Observations not yet merged into the streams: (value, weight).
+    pending: Vec<(f64, f64)>,
+    /// Inline for the default five age buckets: one pointer fewer to follow than a `Vec`.
+    streams: SmallVec<[Stream; 5]>,
 }
 
 impl Summary {
@@ -223,6 +264,8 @@ impl Summary {
         Self {
             options,
             streams,
+            answers: SmallVec::new(),
+            answered: false,
             pending: Vec::new(),
             head: 0,
             head_expires,
@@ -256,6 +299,7 @@ impl Summary {
             return;
         }
         self.flush();
+        self.answered = false;
         let step = Self::stream_duration(&self.options);
         let mut turns = 0;
         while now >= self.head_expires {
@@ -285,6 +329,7 @@ impl Summary {
             self.pending.reserve_exact(BUF_CAP);
         }
         self.pending.push((value, w));
+        self.answered = false;
         self.sum += value * w;
         self.count = self.count.saturating_add(weight.max(1));
     }
@@ -308,6 +353,18 @@ impl Summary {
     /// window holds no observation).
     pub fn quantiles(&mut self, now: Instant) -> impl Iterator<Item = (f64, f64)> + '_ {
         self.rotate(now);
+        if !self.answered {
+            self.answer();
+        }
+        let targets = &self.options.quantiles;
+        targets
+            .iter()
+            .zip(&self.answers)
+            .map(|(&(q, _), &v)| (q, v))
+    }
+
+    /// Computes the answers to the configured quantiles into `answers`.
+    fn answer(&mut self) {
         // A window whose observations all still sit in the buffer answers exactly from it.
         let exact_window = self.streams[self.head].entries.is_empty();
         if exact_window {
@@ -319,8 +376,9 @@ impl Summary {
         let bounds = Bounds::new(targets);
         let head = &self.streams[self.head];
         let pending = &self.pending;
-        targets.iter().map(move |&(q, _)| {
-            let v = if exact_window {
+        self.answers.clear();
+        self.answers.extend(targets.iter().map(|&(q, _)| {
+            if exact_window {
                 if pending.is_empty() {
                     f64::NAN
                 } else {
@@ -328,14 +386,27 @@ impl Summary {
                 }
             } else {
                 head.query(&bounds, q)
-            };
-            (q, v)
-        })
+            }
+        }));
+        self.answered = true;
     }
 
-    /// Heap bytes held by this summary (buffers and compressed entries), for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.streams.capacity() * std::mem::size_of::<Stream>()
+    /// Bytes held by this summary: the struct itself (a series boxes it) and its heap buffers and
+    /// compressed entries.
+    pub fn bytes(&self) -> usize {
+        let streams = if self.streams.spilled() {
+            self.streams.capacity() * std::mem::size_of::<Stream>()
+        } else {
+            0
+        };
+        let answers = if self.answers.spilled() {
+            self.answers.capacity() * std::mem::size_of::<f64>()
+        } else {
+            0
+        };
+        std::mem::size_of::<Self>()
+            + streams
+            + answers
             + self
                 .streams
                 .iter()
@@ -423,11 +494,7 @@ mod tests {
             s.observe(v as f64, 1, now);
         }
         // Values are a permutation of 1..p-1 minus a few; rank of v ≈ v.
-        assert!(
-            s.heap_bytes() < 4096,
-            "summary holds {} heap bytes",
-            s.heap_bytes()
-        );
+        assert!(s.bytes() < 4096, "summary holds {} bytes", s.bytes());
         for (q, v) in s.quantiles(now).collect::<Vec<_>>() {
             let err = configured_error(q);
             let rank = v / p as f64;
@@ -443,7 +510,7 @@ mod tests {
     /// last `age_buckets` stream durations, the current one begun): the estimate's rank among them is
     /// within the configured error, plus two ranks (one of rounding; one because the query's threshold
     /// takes the invariant at `q·n`, not at the returned entry's rank). Returns how many observations
-    /// the window holds and the summary's heap bytes.
+    /// the window holds and the summary's bytes.
     fn check_window(
         values: &[f64],
         times: &[Duration],
@@ -481,11 +548,11 @@ mod tests {
                 q * n
             );
         }
-        (window.len(), s.heap_bytes())
+        (window.len(), s.bytes())
     }
 
     /// 60,000 observations over 15 minutes (one every 15 ms) of `value(i)`, checked at several times,
-    /// across rotations; returns the most heap bytes seen.
+    /// across rotations; returns the most bytes seen.
     fn check_over_time(value: impl Fn(u32) -> f64) -> usize {
         let n = 60_000u32;
         let values: Vec<f64> = (0..n).map(value).collect();
@@ -496,9 +563,9 @@ mod tests {
         for end_secs in [60, 299, 301, 600, 899] {
             let end = Duration::from_secs(end_secs);
             let upto = times.partition_point(|t| *t <= end);
-            let (held, heap) = check_window(&values[..upto], &times[..upto], end, 1.0);
+            let (held, bytes) = check_window(&values[..upto], &times[..upto], end, 1.0);
             assert!(held > 0, "the window at {end_secs}s holds observations");
-            most = most.max(heap);
+            most = most.max(bytes);
         }
         most
     }
@@ -506,8 +573,8 @@ mod tests {
     #[test]
     fn a_window_across_rotations_stays_within_rank_error_and_4_kib() {
         // Latency-like: values in no particular order.
-        let heap = check_over_time(|i| f64::from((i * 7919) % 100_003));
-        assert!(heap < 4096, "{heap} heap bytes");
+        let bytes = check_over_time(|i| f64::from((i * 7919) % 100_003));
+        assert!(bytes < 4096, "{bytes} bytes");
     }
 
     #[test]
@@ -515,8 +582,8 @@ mod tests {
         // A sawtooth drifting upwards: most observations land above everything before them, which
         // CKMS compresses least well: up to 10.2 KiB here (five streams of ~120 entries), which is why
         // the 4 KiB figure is stated for values in no particular order.
-        let heap = check_over_time(|i| f64::from((i * 7919) % 1000) + f64::from(i) / 10.0);
-        assert!(heap < 12 * 1024, "{heap} heap bytes");
+        let bytes = check_over_time(|i| f64::from((i * 7919) % 1000) + f64::from(i) / 10.0);
+        assert!(bytes < 12 * 1024, "{bytes} bytes");
     }
 
     proptest::proptest! {
@@ -536,6 +603,68 @@ mod tests {
             let end = *times.last().unwrap() + Duration::from_millis(extra);
             check_window(&values, &times, end, 1.5);
         }
+
+        /// Weighted observations (sampled timers: a weight of `1/rate`, up to 1000 here) are as
+        /// accurate as that many single ones: ranks counted with the weights.
+        #[test]
+        fn weighted_observations_stay_near_their_rank_error(
+            observations in proptest::collection::vec((0u32..1000, 1u64..=1000), 1..400),
+        ) {
+            let (mut s, now) = summary();
+            for &(v, w) in &observations {
+                s.observe(f64::from(v), w, now);
+            }
+            let weight = |keep: &dyn Fn(f64) -> bool| -> f64 {
+                observations.iter().filter(|o| keep(f64::from(o.0))).map(|o| o.1 as f64).sum()
+            };
+            let n = weight(&|_| true);
+            for (q, v) in s.quantiles(now).collect::<Vec<_>>() {
+                let below = weight(&|x| x < v);
+                let through = weight(&|x| x <= v);
+                let allowed = 1.5 * configured_error(q) * n + 2.0;
+                proptest::prop_assert!(
+                    through >= q * n - allowed && below + 1.0 <= q * n + allowed,
+                    "q={q}: estimate {v} has ranks {}..={through} of {n}, want {} ± {allowed}",
+                    below + 1.0,
+                    q * n
+                );
+            }
+        }
+    }
+
+    /// The answers kept between scrapes follow every change of the window: an observation (buffered
+    /// or merged), and a rotation that drops the oldest observations.
+    #[test]
+    fn kept_answers_follow_observations_and_rotations() {
+        let (mut s, start) = summary();
+        let p99 = |s: &mut Summary, now| s.quantiles(now).nth(2).map(|(_, v)| v);
+        assert!(p99(&mut s, start).is_some_and(f64::is_nan));
+        s.observe(5.0, 1, start);
+        assert_eq!(p99(&mut s, start), Some(5.0));
+        assert_eq!(p99(&mut s, start), Some(5.0), "asked twice, same answer");
+        s.observe(7.0, 1, start);
+        assert_eq!(p99(&mut s, start), Some(7.0), "a buffered observation");
+        // Past the buffer: observations are merged into the streams.
+        for i in 0..(4 * BUF_CAP) {
+            s.observe(i as f64 / 100.0, 1, start);
+        }
+        // 130 observations: p99 is the 129th (5) or, within the rank error, a neighbour.
+        let merged = p99(&mut s, start).unwrap_or(f64::NAN);
+        assert!((1.27..=7.0).contains(&merged), "{merged}");
+        s.observe(1000.0, 10_000, start);
+        assert_eq!(
+            p99(&mut s, start),
+            Some(1000.0),
+            "a heavy observation after a query"
+        );
+        // One age bucket later the first stream (holding everything) still answers; once the window
+        // has passed, only what came after it counts.
+        let step = DEFAULT_MAX_AGE / DEFAULT_AGE_BUCKETS;
+        assert_eq!(p99(&mut s, start + step), Some(1000.0));
+        let later = start + DEFAULT_MAX_AGE + step;
+        assert!(p99(&mut s, later).is_some_and(f64::is_nan), "rotated out");
+        s.observe(3.0, 1, later);
+        assert_eq!(p99(&mut s, later), Some(3.0));
     }
 
     #[test]
