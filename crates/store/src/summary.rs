@@ -10,7 +10,11 @@
 //! whose observations all still sit in that buffer answers exactly.
 //!
 //! Memory: about 40 compressed entries per stream for the default objectives (16 bytes each), five
-//! streams, and a [`BUF_CAP`]-entry buffer: under 4 KiB per series (measured in BENCHMARKS.md).
+//! streams, and a buffer grown on demand up to [`BUF_CAP`] entries: under 4 KiB per series (measured
+//! in BENCHMARKS.md). Identical streams are kept once (see [`Summary`]): a series younger than one
+//! age bucket, or one that sees traffic in bursts, holds about a fifth of that.
+//!
+//! Weighted observations are runs of equal values that a query does not skip (see `Entry`).
 //!
 //! Unlike the Go client, observations carry a weight: a timer sampled at `@0.01` is one entry of weight
 //! 100, not 100 copies, so a tiny sample rate costs nothing extra.
@@ -110,19 +114,18 @@ struct Stream {
     /// Total weight merged into `entries`.
     n: f64,
     entries: Vec<Entry>,
+    /// The index of the stream that holds this one's state: itself, or an identical stream whose
+    /// `n` and `entries` stand for this one's (which are then unused and empty). See [`Summary`].
+    same_as: u32,
 }
 
 impl Stream {
-    fn new() -> Self {
+    fn new(same_as: usize) -> Self {
         Self {
             n: 0.0,
             entries: Vec::new(),
+            same_as: same_as as u32,
         }
-    }
-
-    fn reset(&mut self) {
-        self.n = 0.0;
-        self.entries = Vec::new();
     }
 
     /// Merges a batch sorted by value, then compresses. The merge happens in a per-thread buffer and
@@ -232,7 +235,21 @@ fn exact(sorted: &[(f64, f64)], q: f64) -> f64 {
     sorted.last().map_or(f64::NAN, |p| p.0)
 }
 
+/// What a flush keeps of the buffer.
+#[derive(Clone, Copy)]
+enum Keep {
+    Buffer,
+    Nothing,
+}
+
 /// The state of one summary series.
+///
+/// Streams that have seen the same observations since they were last reset are identical, and are
+/// kept once: merged once, stored once, the others pointing at it (`Stream::same_as`). All of them
+/// are, while a series is younger than one age bucket; streams reset during the same idle spell are,
+/// as are the older streams that saw a burst between such spells — the usual life of the many
+/// Mastodon series that see traffic now and then. Under steady traffic every stream differs and
+/// each is merged, as in the Go client.
 ///
 /// `repr(C)` keeps the fields a scrape of an idle series reads (validity, answers, sum, count, when
 /// the head stream expires) first, in the cache lines next to the series' lock.
@@ -259,7 +276,8 @@ impl Summary {
     /// An empty summary whose window starts at `now`.
     pub fn new(options: Arc<SummaryOptions>, now: Instant) -> Self {
         let buckets = options.age_buckets.max(1) as usize;
-        let streams = (0..buckets).map(|_| Stream::new()).collect();
+        // Empty, so all alike: one stream stands for the others.
+        let streams = (0..buckets).map(|_| Stream::new(0)).collect();
         let head_expires = now + Self::stream_duration(&options);
         Self {
             options,
@@ -280,16 +298,25 @@ impl Summary {
     }
 
     /// Merges the buffered observations into every stream.
-    fn flush(&mut self) {
+    ///
+    /// `Keep::Buffer` when more observations are arriving (the buffer was full); otherwise the buffer
+    /// is released: a series idle after a scrape or rotation holds no empty buffer (512 bytes, an
+    /// eighth of a busy summary), and a busy one allocates it again at most once per scrape.
+    fn flush(&mut self, keep: Keep) {
         if self.pending.is_empty() {
             return;
         }
         self.pending.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let bounds = Bounds::new(&self.options.quantiles);
-        for stream in &mut self.streams {
-            stream.merge(&bounds, &self.pending);
+        for (i, stream) in self.streams.iter_mut().enumerate() {
+            if stream.same_as as usize == i {
+                stream.merge(&bounds, &self.pending);
+            }
         }
-        self.pending.clear();
+        match keep {
+            Keep::Buffer => self.pending.clear(),
+            Keep::Nothing => self.pending = Vec::new(),
+        }
     }
 
     /// Rotates out streams whose window has passed (the head stream is reset and becomes the newest).
@@ -298,13 +325,13 @@ impl Summary {
         if now < self.head_expires {
             return;
         }
-        self.flush();
+        self.flush(Keep::Nothing);
         self.answered = false;
         let step = Self::stream_duration(&self.options);
         let mut turns = 0;
         while now >= self.head_expires {
             if turns < self.streams.len() {
-                self.streams[self.head].reset();
+                self.reset(self.head);
                 self.head = (self.head + 1) % self.streams.len();
             }
             turns += 1;
@@ -318,15 +345,50 @@ impl Summary {
         }
     }
 
+    /// The stream that holds stream `i`'s state.
+    fn stream(&self, i: usize) -> &Stream {
+        &self.streams[self.streams[i].same_as as usize]
+    }
+
+    /// Empties stream `i`. If others were kept as it, the first of them takes its state over for the
+    /// rest; and an emptied stream is kept as another empty one, if there is one.
+    fn reset(&mut self, i: usize) {
+        let len = self.streams.len();
+        if self.streams[i].same_as as usize == i
+            && let Some(heir) = (0..len).find(|&d| d != i && self.streams[d].same_as as usize == i)
+        {
+            let state = std::mem::replace(&mut self.streams[i], Stream::new(i));
+            self.streams[heir] = Stream {
+                same_as: heir as u32,
+                ..state
+            };
+            for d in 0..len {
+                if d != heir && self.streams[d].same_as as usize == i {
+                    self.streams[d].same_as = heir as u32;
+                }
+            }
+        }
+        self.streams[i] = Stream::new(i);
+        let empty = (0..len).find(|&e| {
+            let stream = &self.streams[e];
+            e != i && stream.same_as as usize == e && stream.n == 0.0 && stream.entries.is_empty()
+        });
+        if let Some(e) = empty {
+            self.streams[i].same_as = e as u32;
+        }
+    }
+
     /// Records `value` observed `weight` times (weight ≥ 1; a sampled timer's `floor(1/rate)`).
     pub fn observe(&mut self, value: f64, weight: u64, now: Instant) {
         self.rotate(now);
         let w = weight.max(1) as f64;
         if self.pending.len() >= BUF_CAP {
-            self.flush();
+            self.flush(Keep::Buffer);
         }
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(BUF_CAP);
+        if self.pending.len() == self.pending.capacity() {
+            // Grown on demand (4, 8, 16, 32): most series see few observations per window.
+            let want = (self.pending.capacity() * 2).clamp(4, BUF_CAP);
+            self.pending.reserve_exact(want - self.pending.len());
         }
         self.pending.push((value, w));
         self.answered = false;
@@ -366,15 +428,15 @@ impl Summary {
     /// Computes the answers to the configured quantiles into `answers`.
     fn answer(&mut self) {
         // A window whose observations all still sit in the buffer answers exactly from it.
-        let exact_window = self.streams[self.head].entries.is_empty();
+        let exact_window = self.stream(self.head).entries.is_empty();
         if exact_window {
             self.pending.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         } else {
-            self.flush();
+            self.flush(Keep::Nothing);
         }
         let targets = &self.options.quantiles;
         let bounds = Bounds::new(targets);
-        let head = &self.streams[self.head];
+        let head = &self.streams[self.streams[self.head].same_as as usize];
         let pending = &self.pending;
         self.answers.clear();
         self.answers.extend(targets.iter().map(|&(q, _)| {
@@ -630,6 +692,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Streams that saw the same observations since their reset are kept once: all five while the
+    /// series is young; one more per age bucket under steady traffic; those reset during a silent
+    /// spell, as one, after it. Answers stay those of five separate streams (the property tests
+    /// check every window against exact ranks).
+    #[test]
+    fn identical_streams_are_kept_once() {
+        let (mut s, start) = summary();
+        let step = DEFAULT_MAX_AGE / DEFAULT_AGE_BUCKETS;
+        let traffic = |s: &mut Summary, at: Instant| {
+            for i in 0..200 {
+                s.observe(f64::from(i), 1, at);
+            }
+            s.quantiles(at).count()
+        };
+        let held = |s: &Summary| s.streams.iter().filter(|x| !x.entries.is_empty()).count();
+        traffic(&mut s, start);
+        assert_eq!(held(&s), 1, "young: one stream for five");
+        for k in 1..=4 {
+            traffic(&mut s, start + step * k);
+            assert_eq!(held(&s), k as usize + 1, "steady traffic, {k} rotations");
+        }
+        // Three age buckets of silence reset three streams; then traffic again.
+        traffic(&mut s, start + step * 7);
+        assert_eq!(held(&s), 3, "the three reset while idle are one");
+        let distinct = (0..5)
+            .filter(|&i| s.streams[i].same_as as usize == i)
+            .count();
+        assert_eq!(distinct, 3);
+        // The window (the head stream) holds the traffic of buckets 2, 3, 4 and 7: 800 values, four
+        // of each of 0..200; p90 is 179, within ε = 0.01 (8 ranks: two values either side).
+        let p90 = s
+            .quantiles(start + step * 7)
+            .nth(1)
+            .map_or(f64::NAN, |q| q.1);
+        assert!((177.0..=181.0).contains(&p90), "{p90}");
     }
 
     /// The answers kept between scrapes follow every change of the window: an observation (buffered
