@@ -146,6 +146,17 @@ async fn guarded(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             state.telemetry().web_rate_limited.inc();
             text(StatusCode::TOO_MANY_REQUESTS, TEXT, "Too Many Requests\n")
         }
+        Verdict::Busy => {
+            state.telemetry().web_auth_busy.inc();
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "Too many password checks waiting; try again\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
     };
     for (name, value) in &config.headers {
         response.headers_mut().insert(name.clone(), value.clone());

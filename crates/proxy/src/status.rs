@@ -88,6 +88,10 @@ const DROPS: &[(&str, &str)] = &[
         "web: requests over the rate limit",
     ),
     (
+        "statsd_proxy_web_auth_busy_total",
+        "web: refused, too many password checks waiting",
+    ),
+    (
         "statsd_proxy_web_tls_handshake_errors_total",
         "web: failed TLS handshakes",
     ),

@@ -23,13 +23,22 @@
 //! we do not serve HTTP/2).
 //!
 //! **Basic auth** follows exporter-toolkit: a request without valid credentials gets 401 with
-//! `WWW-Authenticate: Basic`; an unknown user is checked against a fixed bcrypt hash, so it costs the
-//! same time as a known one; outcomes are cached (100 entries) so a scraper does not pay bcrypt per
-//! scrape, and bcrypt runs one check at a time, off the async workers.
+//! `WWW-Authenticate: Basic`; an unknown user is checked against the configured hash of the highest
+//! cost, so it costs the same time as a known one; outcomes are cached (as SHA-256 digests; valid and
+//! invalid credentials 100 each, so made-up passwords never push out a scraper's) so a scraper does
+//! not pay bcrypt per scrape. bcrypt runs one check at a time, off the async workers; at most
+//! [`MAX_PENDING_CHECKS`] wait or run, and a request beyond them gets 503 with `Retry-After`.
+//!
+//! **Client certificates and `client_allowed_sans`**: with allowed SANs a client certificate is
+//! required under every policy that asks for one; under `NoClientCert` they are ignored (no
+//! certificate is asked for, as in exporter-toolkit) and under `RequestClientCert` and
+//! `RequireAnyClientCert` the certificate is not verified, so its SANs prove nothing: both load with
+//! a warning.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -46,8 +55,9 @@ use serde::Deserialize;
 const UNKNOWN_USER_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 /// Cached authentication outcomes (exporter-toolkit's size).
 const AUTH_CACHE_SIZE: usize = 100;
-/// Longest user name and password, together, whose outcome is cached (bcrypt reads 72 bytes anyway).
-const MAX_CACHED_CREDENTIALS: usize = 1024;
+/// Password checks (bcrypt) waiting or running at once; a request beyond them is answered 503 at once,
+/// so a flood of made-up passwords cannot queue a scraper's first login behind it for minutes.
+pub const MAX_PENDING_CHECKS: usize = 16;
 
 /// The file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +204,9 @@ pub struct Loaded {
     /// TLS, when the file configures it (else plain HTTP).
     pub tls: Option<Arc<ServerConfig>>,
     users: HashMap<String, String>,
+    /// The hash an unknown user's password is checked against: the configured one of the highest
+    /// cost, so a failed login takes as long whether the user exists or not.
+    unknown_user_hash: String,
     /// Headers added to every response.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     rate_limit: Option<(u32, Duration)>,
@@ -205,23 +218,34 @@ pub struct Loaded {
 /// Modification time and size of each file a configuration was read from.
 type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
-fn stamp_of(paths: &[PathBuf]) -> Stamp {
+fn stamp_of(paths: impl IntoIterator<Item = PathBuf>) -> Stamp {
     paths
-        .iter()
+        .into_iter()
         .map(|p| {
-            let meta = std::fs::metadata(p).ok();
-            let key = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
-            (p.clone(), key)
+            let key = stamp_one(&p);
+            (p, key)
         })
         .collect()
 }
 
+fn stamp_one(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 /// Reads and checks the web config at `path` (and the files it names).
 pub fn load(path: &Path) -> Result<Loaded, WebConfigError> {
+    load_watching(path, &mut Vec::new())
+}
+
+/// [`load`], noting in `watched` each file it reads with its stamp taken *before* reading it (a file
+/// changed while it is read then differs from its stamp and is read again).
+fn load_watching(path: &Path, watched: &mut Stamp) -> Result<Loaded, WebConfigError> {
     let fail = |message: String| WebConfigError {
         file: path.display().to_string(),
         message,
     };
+    watched.push((path.to_path_buf(), stamp_one(path)));
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let file: File = match serde_yaml::from_str(&text) {
         Ok(f) => f,
@@ -241,19 +265,21 @@ pub fn load(path: &Path) -> Result<Loaded, WebConfigError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut warnings = Vec::new();
-    let mut watched = vec![path.to_path_buf()];
-    let tls =
-        tls_config(&file.tls_server_config, dir, &mut warnings, &mut watched).map_err(fail)?;
+    let tls = tls_config(&file.tls_server_config, dir, &mut warnings, watched).map_err(fail)?;
     let headers = headers(&file.http_server_config.headers).map_err(fail)?;
     if tls.is_some() && file.http_server_config.http2 {
         // The default; we serve HTTP/1.1, which every scraper speaks.
     }
+    let mut unknown_user_hash = (0, UNKNOWN_USER_HASH.to_string());
     for (user, hash) in &file.basic_auth_users {
-        hash.parse::<bcrypt::HashParts>().map_err(|e| {
+        let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
             fail(format!(
                 "basic_auth_users.{user}: not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
             ))
         })?;
+        if parts.get_cost() > unknown_user_hash.0 {
+            unknown_user_hash = (parts.get_cost(), hash.clone());
+        }
     }
     let rate_limit = match file.rate_limit.interval.trim() {
         "" | "0" | "0s" => None,
@@ -266,10 +292,11 @@ pub fn load(path: &Path) -> Result<Loaded, WebConfigError> {
     Ok(Loaded {
         tls,
         users: file.basic_auth_users.into_iter().collect(),
+        unknown_user_hash: unknown_user_hash.1,
         headers,
         rate_limit,
         warnings,
-        stamp: stamp_of(&watched),
+        stamp: watched.clone(),
     })
 }
 
@@ -306,9 +333,9 @@ fn joined(dir: &Path, file: &str) -> PathBuf {
     }
 }
 
-fn read(dir: &Path, file: &str, key: &str, watched: &mut Vec<PathBuf>) -> Result<Vec<u8>, String> {
+fn read(dir: &Path, file: &str, key: &str, watched: &mut Stamp) -> Result<Vec<u8>, String> {
     let path = joined(dir, file);
-    watched.push(path.clone());
+    watched.push((path.clone(), stamp_one(&path)));
     std::fs::read(&path).map_err(|e| format!("failed to read {key} ({}): {e}", path.display()))
 }
 
@@ -317,7 +344,7 @@ fn tls_config(
     tls: &TlsFile,
     dir: &Path,
     warnings: &mut Vec<String>,
-    watched: &mut Vec<PathBuf>,
+    watched: &mut Stamp,
 ) -> Result<Option<Arc<ServerConfig>>, String> {
     let no_ca = tls.client_ca_file.is_empty() && tls.client_ca.is_empty();
     if tls.cert_file.is_empty()
@@ -484,12 +511,32 @@ fn tls_config(
         ClientAuth::VerifyClientCertIfGiven => verifying(true)?,
         ClientAuth::RequireAndVerifyClientCert => verifying(false)?,
     };
-    let verifier: Arc<dyn ClientCertVerifier> = match &tls.client_allowed_sans {
-        Some(sans) => Arc::new(AllowedSans {
-            inner: verifier,
-            sans: sans.clone(),
-        }),
-        None => verifier,
+    let verifier: Arc<dyn ClientCertVerifier> = match (
+        &tls.client_allowed_sans,
+        tls.client_auth_type,
+    ) {
+        (None, _) => verifier,
+        (Some(_), ClientAuth::NoClientCert) => {
+            // exporter-toolkit does the same: no certificate is asked for, so none is checked.
+            warnings.push(
+                "tls_server_config.client_allowed_sans: ignored, client_auth_type NoClientCert asks clients for no certificate (use RequireAndVerifyClientCert with client_ca_file)".into(),
+            );
+            verifier
+        }
+        (Some(sans), policy) => {
+            if matches!(
+                policy,
+                ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert
+            ) {
+                warnings.push(format!(
+                    "tls_server_config.client_allowed_sans: client_auth_type {policy:?} does not verify client certificates, so anyone can make one with an allowed SAN (use RequireAndVerifyClientCert with client_ca_file)"
+                ));
+            }
+            Arc::new(AllowedSans {
+                inner: verifier,
+                sans: sans.clone(),
+            })
+        }
     };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
@@ -562,7 +609,9 @@ impl ClientCertVerifier for AnyCertificate {
 }
 
 /// `client_allowed_sans`: after the inner verifier accepts a client certificate, one of its subject
-/// alternative names (DNS, email, IP, URI, compared as text as Go does) must be listed.
+/// alternative names (DNS, email, IP, URI, compared as text as Go does) must be listed. A client
+/// certificate is then required whatever the policy: a client without one has no allowed SAN
+/// (exporter-toolkit's check fails such a handshake too, by a panic of its goroutine).
 #[derive(Debug)]
 struct AllowedSans {
     inner: Arc<dyn ClientCertVerifier>,
@@ -574,7 +623,7 @@ impl ClientCertVerifier for AllowedSans {
         self.inner.offer_client_auth()
     }
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        true
     }
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         self.inner.root_hint_subjects()
@@ -656,6 +705,8 @@ pub enum Verdict {
     Unauthorized,
     /// 429: over `rate_limit`.
     TooManyRequests,
+    /// 503: [`MAX_PENDING_CHECKS`] password checks are waiting or running already.
+    Busy,
 }
 
 /// The web configuration in use, reloaded when its files change.
@@ -665,12 +716,68 @@ pub struct WebSecurity {
     current: ArcSwap<Loaded>,
     /// TLS or plain HTTP, as at start: a reload that would switch is refused (a restart does it).
     tls: bool,
-    /// The stamp of a new file that failed to load (not retried until the files change again).
-    failed: Mutex<Option<Stamp>>,
-    cache: Mutex<HashMap<(String, String, String), bool>>,
-    /// bcrypt runs one check at a time (it is slow on purpose).
-    bcrypt: tokio::sync::Mutex<()>,
+    /// A new file that failed to load: the stamp of the files in use then, and of those the failed
+    /// load read (not retried until one of either changes again).
+    failed: Mutex<Option<(Stamp, Stamp)>>,
+    /// Credentials found valid, and found invalid: digests of user, hash and password, each set
+    /// bounded on its own, so made-up passwords never push out a scraper's valid ones.
+    granted: Mutex<HashSet<Digest>>,
+    refused: Mutex<HashSet<Digest>>,
+    /// bcrypt runs one check at a time (it is slow on purpose); the permit lives in the blocking task,
+    /// so a request dropped while its check runs does not let the next one start beside it.
+    bcrypt: Arc<tokio::sync::Semaphore>,
+    /// Checks waiting for bcrypt or running, at most [`MAX_PENDING_CHECKS`].
+    pending: Arc<AtomicUsize>,
+    /// bcrypt checks run so far.
+    checks: AtomicU64,
     limiter: Mutex<Option<(f64, Instant)>>,
+}
+
+/// SHA-256 of a user, its configured hash and a password: what the outcome caches keep.
+type Digest = [u8; 32];
+
+fn digest(user: &str, hash: &str, pass: &str) -> Digest {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [user, hash, pass] {
+        ctx.update(&(part.len() as u64).to_le_bytes());
+        ctx.update(part.as_bytes());
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Adds `key` to `set`, first dropping a tenth of it when it holds [`AUTH_CACHE_SIZE`] (whichever
+/// the set yields first, as exporter-toolkit does).
+fn remember(set: &Mutex<HashSet<Digest>>, key: Digest) {
+    let mut set = set.lock();
+    if set.len() >= AUTH_CACHE_SIZE {
+        let drop: Vec<Digest> = set.iter().take(AUTH_CACHE_SIZE / 10).copied().collect();
+        for k in &drop {
+            set.remove(k);
+        }
+    }
+    set.insert(key);
+}
+
+/// One place among the [`MAX_PENDING_CHECKS`], given back when dropped.
+struct Pending(Arc<AtomicUsize>);
+
+impl Pending {
+    fn take(count: &Arc<AtomicUsize>) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PENDING_CHECKS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WebSecurity {
@@ -685,8 +792,11 @@ impl WebSecurity {
             tls: loaded.tls.is_some(),
             current: ArcSwap::from_pointee(loaded),
             failed: Mutex::new(None),
-            cache: Mutex::new(HashMap::new()),
-            bcrypt: tokio::sync::Mutex::new(()),
+            granted: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
+            bcrypt: Arc::new(tokio::sync::Semaphore::new(1)),
+            pending: Arc::new(AtomicUsize::new(0)),
+            checks: AtomicU64::new(0),
             limiter: Mutex::new(None),
         })
     }
@@ -695,16 +805,19 @@ impl WebSecurity {
     /// new file that does not load is logged once and the previous configuration stays.
     pub fn current(&self) -> Arc<Loaded> {
         let current = self.current.load_full();
-        let watched: Vec<PathBuf> = current.stamp.iter().map(|(p, _)| p.clone()).collect();
-        let now = stamp_of(&watched);
+        let now = stamp_of(current.stamp.iter().map(|(p, _)| p.clone()));
         if now == current.stamp {
             return current;
         }
         let mut failed = self.failed.lock();
-        if failed.as_ref() == Some(&now) {
+        if let Some((then, tried)) = failed.as_ref()
+            && *then == now
+            && stamp_of(tried.iter().map(|(p, _)| p.clone())) == *tried
+        {
             return current;
         }
-        let reloaded = load(&self.path).and_then(|loaded| {
+        let mut tried = Vec::new();
+        let reloaded = load_watching(&self.path, &mut tried).and_then(|loaded| {
             if loaded.tls.is_some() == self.tls {
                 Ok(loaded)
             } else {
@@ -725,14 +838,15 @@ impl WebSecurity {
                 }
                 tracing::info!(file = %self.path.display(), tls = loaded.tls.is_some(), "web config reloaded");
                 *failed = None;
-                self.cache.lock().clear();
+                self.granted.lock().clear();
+                self.refused.lock().clear();
                 let loaded = Arc::new(loaded);
                 self.current.store(Arc::clone(&loaded));
                 loaded
             }
             Err(e) => {
                 tracing::error!(error = %e, "web config reload failed; the previous configuration stays in use");
-                *failed = Some(now);
+                *failed = Some((now, tried));
                 current
             }
         }
@@ -758,45 +872,40 @@ impl WebSecurity {
         };
         let (hash, known) = match config.users.get(&user) {
             Some(h) => (h.clone(), true),
-            None => (UNKNOWN_USER_HASH.to_string(), false),
+            None => (config.unknown_user_hash.clone(), false),
         };
-        let key = (user, hash.clone(), pass.clone());
-        let cached = self.cache.lock().get(&key).copied();
-        let ok = match cached {
-            Some(ok) => ok,
-            None => {
-                let _one_at_a_time = self.bcrypt.lock().await;
-                let matches = tokio::task::spawn_blocking(move || {
-                    bcrypt::verify(pass.as_bytes(), &hash).unwrap_or(false)
-                })
-                .await
-                .unwrap_or(false);
-                let ok = known && matches;
-                if key.0.len() + key.2.len() > MAX_CACHED_CREDENTIALS {
-                    // Not kept: a hundred huge made-up passwords must not hold megabytes.
-                    return if ok {
-                        Verdict::Allowed
-                    } else {
-                        Verdict::Unauthorized
-                    };
-                }
-                let mut cache = self.cache.lock();
-                if cache.len() >= AUTH_CACHE_SIZE {
-                    // Make room: drop a tenth (whichever the map yields first), as exporter-toolkit does.
-                    let drop: Vec<_> = cache.keys().take(AUTH_CACHE_SIZE / 10).cloned().collect();
-                    for k in drop {
-                        cache.remove(&k);
-                    }
-                }
-                cache.insert(key, ok);
-                ok
-            }
+        let key = digest(&user, &hash, &pass);
+        if self.granted.lock().contains(&key) {
+            return Verdict::Allowed;
+        }
+        if self.refused.lock().contains(&key) {
+            return Verdict::Unauthorized;
+        }
+        let Some(pending) = Pending::take(&self.pending) else {
+            return Verdict::Busy;
         };
-        if ok {
+        let Ok(permit) = Arc::clone(&self.bcrypt).acquire_owned().await else {
+            return Verdict::Unauthorized;
+        };
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        let matches = tokio::task::spawn_blocking(move || {
+            let _held = (permit, pending);
+            bcrypt::verify(pass.as_bytes(), &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        if known && matches {
+            remember(&self.granted, key);
             Verdict::Allowed
         } else {
+            remember(&self.refused, key);
             Verdict::Unauthorized
         }
+    }
+
+    /// bcrypt checks run since start (cache misses).
+    pub fn password_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// A token bucket of `burst` tokens refilled one per `every`.
@@ -909,14 +1018,7 @@ mod tests {
     #[test]
     fn cipher_suites_and_curves_by_go_names_with_warnings_for_what_rustls_lacks() {
         let dir = tempdir("suites");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        write(&dir, "s.pem", &cert.pem());
-        write(&dir, "s.key", &key.serialize_pem());
-        let tls = "tls_server_config:\n  cert_file: s.pem\n  key_file: s.key\n";
+        let tls = tls_files(&dir);
         let p = write(
             &dir,
             "web.yml",
@@ -981,6 +1083,199 @@ mod tests {
             verdicts,
             [Verdict::Allowed, Verdict::Allowed, Verdict::TooManyRequests]
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tls_files(dir: &Path) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        write(dir, "s.pem", &cert.pem());
+        write(dir, "s.key", &key.serialize_pem());
+        "tls_server_config:\n  cert_file: s.pem\n  key_file: s.key\n".into()
+    }
+
+    #[test]
+    fn allowed_sans_warn_where_they_prove_nothing() {
+        let dir = tempdir("sans");
+        let tls = tls_files(&dir);
+        for (policy, want) in [
+            ("NoClientCert", Some("ignored")),
+            ("RequestClientCert", Some("does not verify")),
+            ("RequireAnyClientCert", Some("does not verify")),
+            ("VerifyClientCertIfGiven\n  client_ca_file: s.pem", None),
+            ("RequireAndVerifyClientCert\n  client_ca_file: s.pem", None),
+        ] {
+            let p = write(
+                &dir,
+                "web.yml",
+                &format!("{tls}  client_allowed_sans: [a.example]\n  client_auth_type: {policy}\n"),
+            );
+            let loaded = load(&p).unwrap();
+            match want {
+                Some(want) => {
+                    assert_eq!(loaded.warnings.len(), 1, "{policy}: {:?}", loaded.warnings);
+                    assert!(
+                        loaded.warnings[0].contains(want),
+                        "{policy}: {:?}",
+                        loaded.warnings
+                    );
+                }
+                None => assert!(
+                    loaded.warnings.is_empty(),
+                    "{policy}: {:?}",
+                    loaded.warnings
+                ),
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn basic(user: &str, pass: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {encoded}").into_bytes()
+    }
+
+    #[test]
+    fn made_up_passwords_do_not_push_out_a_valid_one() {
+        let dir = tempdir("cache");
+        let alice = bcrypt::hash("right", 4).unwrap();
+        let bob = bcrypt::hash("other", 5).unwrap();
+        let p = write(
+            &dir,
+            "web.yml",
+            &format!("basic_auth_users:\n  alice: {alice}\n  bob: {bob}\n"),
+        );
+        let security = WebSecurity::load(&p).unwrap();
+        let config = security.current();
+        // An unknown user is checked against the costliest configured hash.
+        assert_eq!(config.unknown_user_hash, bob);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let check =
+            |user: &str, pass: &str| rt.block_on(security.check(&config, Some(&basic(user, pass))));
+        assert_eq!(check("alice", "right"), Verdict::Allowed);
+        assert_eq!(check("alice", "right"), Verdict::Allowed);
+        assert_eq!(security.password_checks(), 1);
+        for i in 0..3 * AUTH_CACHE_SIZE {
+            assert_eq!(check("alice", &format!("guess{i}")), Verdict::Unauthorized);
+        }
+        assert_eq!(check("mallory", "right"), Verdict::Unauthorized);
+        let checked = security.password_checks();
+        assert_eq!(checked, 2 + 3 * AUTH_CACHE_SIZE as u64);
+        // Still cached: no bcrypt for the valid one, nor for a wrong one just refused.
+        assert_eq!(check("alice", "right"), Verdict::Allowed);
+        assert_eq!(check("mallory", "right"), Verdict::Unauthorized);
+        assert_eq!(security.password_checks(), checked);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_request_dropped_mid_check_keeps_bcrypt_busy_until_it_ends() {
+        let dir = tempdir("dropped");
+        let hash = bcrypt::hash("right", 10).unwrap();
+        let p = write(
+            &dir,
+            "web.yml",
+            &format!("basic_auth_users:\n  alice: {hash}\n"),
+        );
+        let security = WebSecurity::load(&p).unwrap();
+        let config = security.current();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        let header = basic("alice", "wrong");
+        let mut check = Box::pin(security.check(&config, Some(&header)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(check.as_mut().poll(&mut cx).is_pending());
+        drop(check);
+        // The check goes on without its request (bcrypt of cost 10 takes tens of milliseconds and
+        // more) and holds the one bcrypt permit and its pending place until it ends.
+        assert_eq!(security.bcrypt.available_permits(), 0);
+        assert_eq!(security.pending.load(Ordering::Acquire), 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while security.bcrypt.available_permits() == 0 {
+            assert!(Instant::now() < deadline, "the check never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(security.pending.load(Ordering::Acquire), 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn checks_beyond_the_pending_bound_are_refused_at_once() {
+        let dir = tempdir("busy");
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let p = write(
+            &dir,
+            "web.yml",
+            &format!("basic_auth_users:\n  alice: {hash}\n"),
+        );
+        let security = Arc::new(WebSecurity::load(&p).unwrap());
+        let config = security.current();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let verdicts = rt.block_on(async {
+            let tasks: Vec<_> = (0..MAX_PENDING_CHECKS + 4)
+                .map(|i| {
+                    let security = Arc::clone(&security);
+                    let config = Arc::clone(&config);
+                    tokio::spawn(async move {
+                        security
+                            .check(&config, Some(&basic("alice", &format!("guess{i}"))))
+                            .await
+                    })
+                })
+                .collect();
+            let mut verdicts = Vec::new();
+            for t in tasks {
+                verdicts.push(t.await.unwrap());
+            }
+            verdicts
+        });
+        let busy = verdicts.iter().filter(|v| **v == Verdict::Busy).count();
+        assert_eq!(busy, 4, "{verdicts:?}");
+        assert_eq!(security.password_checks(), MAX_PENDING_CHECKS as u64);
+        // Once they are done, checks run again.
+        let right = basic("alice", "right");
+        assert_eq!(
+            rt.block_on(security.check(&config, Some(&right))),
+            Verdict::Allowed
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_failed_reload_is_retried_when_a_file_only_it_names_appears() {
+        let dir = tempdir("retry");
+        let tls = tls_files(&dir);
+        let p = write(&dir, "web.yml", &tls);
+        let security = WebSecurity::load(&p).unwrap();
+        assert!(security.current().headers.is_empty());
+        // The new version names a certificate that is not there yet: refused, the old one stays.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        write(
+            &dir,
+            "web.yml",
+            "tls_server_config:\n  cert_file: new.pem\n  key_file: new.key\n\
+             http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        );
+        assert!(security.current().headers.is_empty());
+        assert!(security.current().headers.is_empty());
+        // Its files appear (nothing the old version read changed): the new version is taken.
+        write(&dir, "new.key", &key.serialize_pem());
+        write(&dir, "new.pem", &cert.pem());
+        assert_eq!(security.current().headers.len(), 1);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

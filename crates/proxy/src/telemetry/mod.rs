@@ -109,6 +109,9 @@ pub struct Telemetry {
     pub web_unauthorized: IntCounter,
     /// `statsd_proxy_web_rate_limited_total`: HTTP requests over the web config's `rate_limit` (429).
     pub web_rate_limited: IntCounter,
+    /// `statsd_proxy_web_auth_busy_total`: HTTP requests answered 503 because
+    /// [`crate::web_config::MAX_PENDING_CHECKS`] password checks were waiting or running.
+    pub web_auth_busy: IntCounter,
     /// `statsd_proxy_web_tls_handshake_errors_total`: TLS handshakes on the web port that failed.
     pub web_tls_handshake_errors: IntCounter,
 }
@@ -303,6 +306,11 @@ impl Telemetry {
                 &r,
                 "statsd_proxy_web_rate_limited_total",
                 "HTTP requests answered 429: over the web config's rate_limit (--web.config.file).",
+            ),
+            web_auth_busy: counter(
+                &r,
+                "statsd_proxy_web_auth_busy_total",
+                "HTTP requests answered 503: too many basic-auth password checks (bcrypt) waiting (--web.config.file).",
             ),
             web_tls_handshake_errors: counter(
                 &r,
