@@ -148,20 +148,21 @@ async fn guarded(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         }
         Verdict::Busy => {
             state.telemetry().web_auth_busy.inc();
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                TEXT,
-                "Too many password checks waiting; try again\n",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            retry_later("Too many password checks waiting; try again.\n")
         }
     };
     for (name, value) in &config.headers {
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response
+}
+
+/// 503 with `Retry-After: 1`.
+fn retry_later(message: &'static str) -> Response<Body> {
+    let mut busy = text(StatusCode::SERVICE_UNAVAILABLE, TEXT, message);
+    busy.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    busy
 }
 
 /// The connection's stream, failing a write that makes no progress for [`WRITE_STALL_TIMEOUT`].
@@ -300,16 +301,7 @@ async fn metrics(state: &Arc<State>, format: Format, gzip: bool) -> Response<Bod
     let slot = match tokio::time::timeout(SCRAPE_QUEUE_TIMEOUT, state.scrape_slot()).await {
         Ok(Ok(slot)) => slot,
         Ok(Err(_)) => return text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Shutting down.\n"),
-        Err(_) => {
-            let mut busy = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                TEXT,
-                "Too many scrapes at once; try again.\n",
-            );
-            busy.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return busy;
-        }
+        Err(_) => return retry_later("Too many scrapes at once; try again.\n"),
     };
     state.telemetry().scraped(format);
     let body = ScrapeBody::new(Arc::clone(state), format, gzip, slot);

@@ -686,9 +686,12 @@ fn subject_alt_names(cert: &CertificateDer<'_>) -> Vec<String> {
                 4 => <[u8; 4]>::try_from(*bytes)
                     .ok()
                     .map(|b| std::net::IpAddr::from(b).to_string()),
-                16 => <[u8; 16]>::try_from(*bytes)
-                    .ok()
-                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                // Go prints an IPv4-mapped IPv6 address as IPv4 (`net.IP.String`).
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| {
+                    let v6 = std::net::Ipv6Addr::from(b);
+                    v6.to_ipv4_mapped()
+                        .map_or_else(|| v6.to_string(), |v4| v4.to_string())
+                }),
                 _ => None,
             },
             _ => None,
@@ -1174,20 +1177,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    #[test]
-    fn a_request_dropped_mid_check_keeps_bcrypt_busy_until_it_ends() {
-        let dir = tempdir("dropped");
-        let hash = bcrypt::hash("right", 10).unwrap();
+    /// A web config of one user, alice, whose password is "right" (hashed at `cost`), and a runtime.
+    fn alice(tag: &str, cost: u32) -> (PathBuf, WebSecurity, tokio::runtime::Runtime) {
+        let dir = tempdir(tag);
+        let hash = bcrypt::hash("right", cost).unwrap();
         let p = write(
             &dir,
             "web.yml",
             &format!("basic_auth_users:\n  alice: {hash}\n"),
         );
         let security = WebSecurity::load(&p).unwrap();
-        let config = security.current();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        (dir, security, rt)
+    }
+
+    #[test]
+    fn a_request_dropped_mid_check_keeps_bcrypt_busy_until_it_ends() {
+        let (dir, security, rt) = alice("dropped", 10);
+        let config = security.current();
         let _entered = rt.enter();
         let header = basic("alice", "wrong");
         let mut check = Box::pin(security.check(&config, Some(&header)));
@@ -1209,18 +1218,9 @@ mod tests {
 
     #[test]
     fn checks_beyond_the_pending_bound_are_refused_at_once() {
-        let dir = tempdir("busy");
-        let hash = bcrypt::hash("right", 4).unwrap();
-        let p = write(
-            &dir,
-            "web.yml",
-            &format!("basic_auth_users:\n  alice: {hash}\n"),
-        );
-        let security = Arc::new(WebSecurity::load(&p).unwrap());
+        let (dir, security, rt) = alice("busy", 4);
+        let security = Arc::new(security);
         let config = security.current();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let verdicts = rt.block_on(async {
             let tasks: Vec<_> = (0..MAX_PENDING_CHECKS + 4)
                 .map(|i| {
@@ -1277,5 +1277,33 @@ mod tests {
         write(&dir, "new.pem", &cert.pem());
         assert_eq!(security.current().headers.len(), 1);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn subject_alt_names_read_as_go_prints_them() {
+        use rcgen::SanType;
+        let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![
+            SanType::DnsName(ia5("scraper.example")),
+            SanType::Rfc822Name(ia5("ops@example.org")),
+            SanType::URI(ia5("spiffe://example.org/prometheus")),
+            SanType::IpAddress("10.0.0.1".parse().unwrap()),
+            SanType::IpAddress("2001:db8::1".parse().unwrap()),
+            SanType::IpAddress("::ffff:192.0.2.7".parse().unwrap()),
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            subject_alt_names(cert.der()),
+            [
+                "scraper.example",
+                "ops@example.org",
+                "spiffe://example.org/prometheus",
+                "10.0.0.1",
+                "2001:db8::1",
+                "192.0.2.7"
+            ]
+        );
     }
 }
