@@ -7,6 +7,7 @@
 //! loadgen sink    --listen 127.0.0.1:9999 [--seconds S]        # prints what it received and its CPU
 //! loadgen compare [--seconds S] [--rate LINES/S] [--lines-per-datagram N[,N…]] [--namespaces N]
 //!                 [--senders N] [--proxy PATH] [--mapping FILE] [--workers N] [--reuseport]
+//!                 [--summary-window DURATION]
 //! ```
 //!
 //! `compare` runs, one after the other on the same traffic: the sink (a child process), then the proxy
@@ -16,6 +17,11 @@
 //! seconds per million lines (proxy) and per million datagrams (sink), the proxy's CPU per line against
 //! the sink's per datagram and per line (the floor), and the proxy's RSS. Everything stays on 127.0.0.1
 //! and stops by itself.
+//!
+//! `--summary-window 2500ms` runs the proxy with the mapping plus `defaults.summary_options: {max_age:
+//! 2500ms, age_buckets: 5}` (a copy in the temporary directory): summaries rotate every 0.5 s, so a
+//! run of a few seconds measures their steady state (every age bucket's stream distinct) rather than
+//! young summaries, which the default 10-minute window gives.
 
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -252,6 +258,22 @@ fn compare_all(args: &[String]) {
     }
 }
 
+/// A copy of the mapping at `path` whose summaries default to a `window` of five age buckets.
+fn with_summary_window(path: &str, window: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("read the mapping");
+    assert!(
+        !text.lines().any(|l| l.starts_with("defaults:")),
+        "--summary-window: {path} has its own defaults"
+    );
+    let copy = std::env::temp_dir().join(format!("loadgen-mapping-{}.yaml", std::process::id()));
+    std::fs::write(
+        &copy,
+        format!("defaults:\n  summary_options:\n    max_age: {window}\n    age_buckets: 5\n{text}"),
+    )
+    .expect("write the mapping copy");
+    copy.display().to_string()
+}
+
 fn compare(args: &[String], per: usize) {
     let seconds: f64 = arg(args, "--seconds", 5.0);
     let rate: u64 = arg(args, "--rate", 0);
@@ -270,6 +292,10 @@ fn compare(args: &[String], per: usize) {
             .to_string()
     });
     let workers: Option<usize> = arg_str(args, "--workers").and_then(|w| w.parse().ok());
+    let mapping = match arg_str(args, "--summary-window") {
+        Some(window) => with_summary_window(&mapping, &window),
+        None => mapping,
+    };
 
     // 1. The sink, in its own process (so its CPU is its own).
     let me = std::env::current_exe().expect("own path");
@@ -330,6 +356,10 @@ fn compare(args: &[String], per: usize) {
     while TcpStream::connect(http_addr).is_err() {
         assert!(Instant::now() < ready_deadline, "the proxy did not start");
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if args.iter().any(|a| a == "--summary-window") {
+        // Read at start: the copy is not needed any more.
+        let _ = std::fs::remove_file(&mapping);
     }
     let pid = child.id().to_string();
     let (user_before, system_before) = cpu_split(&pid);
