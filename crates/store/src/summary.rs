@@ -102,7 +102,46 @@ impl Bounds {
             } else {
                 below * (n - r)
             };
-            m = m.min(f);
+            // Not `f64::min`: its NaN handling costs instructions, and no bound is NaN.
+            if f < m {
+                m = f;
+            }
+        }
+        m
+    }
+
+    /// [`Bounds::invariant`] for a fixed `n`, its thresholds `q·n` computed once (the same products,
+    /// so the same results).
+    fn at(&self, n: f64) -> FixedN {
+        FixedN {
+            n,
+            targets: self
+                .0
+                .iter()
+                .map(|&(q, above, below)| (q * n, above, below))
+                .collect(),
+        }
+    }
+}
+
+/// [`Bounds`] at one `n` (a compression's).
+struct FixedN {
+    n: f64,
+    /// For each target: `q·n`, `2ε/q` and `2ε/(1−q)`.
+    targets: SmallVec<[(f64, f64, f64); 4]>,
+}
+
+impl FixedN {
+    /// `Bounds::invariant(n, r)`.
+    #[inline]
+    fn invariant(&self, r: f64) -> f64 {
+        let below_r = self.n - r;
+        let mut m = f64::MAX;
+        for &(qn, above, below) in &self.targets {
+            let f = if qn <= r { above * r } else { below * below_r };
+            if f < m {
+                m = f;
+            }
         }
         m
     }
@@ -173,22 +212,26 @@ impl Stream {
         if entries.len() < 2 {
             return;
         }
-        // `entries[w]` is the kept entry the next lower one may fold into; `entries[w..]` are kept.
+        // `x` is the kept entry the next lower one may fold into, to be stored at `entries[w]`;
+        // `entries[w + 1..]` are kept.
+        let bounds = bounds.at(n);
         let mut w = entries.len() - 1;
-        let mut r = n - 1.0 - f64::from(entries[w].width);
+        let mut x = entries[w];
+        let mut r = n - 1.0 - f64::from(x.width);
         for i in (0..entries.len() - 1).rev() {
             let c = entries[i];
-            let x = entries[w];
             let merged = f64::from(c.width) + f64::from(x.width) + f64::from(x.delta());
-            if merged <= bounds.invariant(n, r) {
+            if merged <= bounds.invariant(r) {
                 // Lower values folded in: no longer a run.
-                entries[w] = Entry::new(x.value, x.width.saturating_add(c.width), x.delta(), false);
+                x = Entry::new(x.value, x.width.saturating_add(c.width), x.delta(), false);
             } else {
+                entries[w] = x;
                 w -= 1;
-                entries[w] = c;
+                x = c;
             }
             r -= f64::from(c.width);
         }
+        entries[w] = x;
         entries.drain(..w);
     }
 
@@ -481,6 +524,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     /// The rank error configured for quantile `q` by default.
     fn configured_error(q: f64) -> f64 {
@@ -691,6 +735,22 @@ mod tests {
                     q * n
                 );
             }
+        }
+
+        /// The compression's bound at a fixed `n` is bit for bit the general one, the edge
+        /// quantiles 0 and 1 included (whose coefficients are infinite).
+        #[test]
+        fn the_bound_at_a_fixed_n_is_the_bound(
+            targets in proptest::collection::vec(
+                (proptest::prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0], 1e-4f64..0.5), 1..5),
+            n in 0.0f64..1e9,
+            at in 0.0f64..=1.0,
+        ) {
+            let bounds = Bounds::new(&targets);
+            let r = (n * at).floor();
+            let general = bounds.invariant(n, r);
+            let fixed = bounds.at(n).invariant(r);
+            proptest::prop_assert_eq!(general.to_bits(), fixed.to_bits(), "n={} r={}", n, r);
         }
     }
 
