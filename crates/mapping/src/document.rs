@@ -17,6 +17,7 @@
 //! go-yaml v2 reads them). Only the first document of a multi-document file is read, as go-yaml does.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_yaml::{Mapping, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -110,8 +111,10 @@ impl Context {
     }
 }
 
-/// A parsed YAML node with the position of where it starts.
-#[derive(Debug, Clone)]
+/// A parsed YAML node. Children are shared, and an alias is the anchored node itself (not a copy), so
+/// the tree stays as small as the text however aliases nest; [`convert`] expands them, under go-yaml's
+/// limit on aliasing.
+#[derive(Debug)]
 enum Node {
     Scalar {
         text: String,
@@ -119,9 +122,57 @@ enum Node {
         /// `!!str` and friends: the suffix (`str`), if tagged.
         tag: Option<String>,
     },
-    Seq(Vec<Node>),
+    Seq(Vec<Rc<Node>>),
     /// Entries in file order: (key node, key position, value).
-    Map(Vec<(Node, Position, Node)>),
+    Map(Vec<(Rc<Node>, Position, Rc<Node>)>),
+    /// `*anchor`: the anchored node.
+    Alias(Rc<Node>),
+}
+
+impl Node {
+    /// The node an alias stands for (itself if not an alias).
+    fn resolved(&self) -> &Node {
+        let mut node = self;
+        while let Node::Alias(inner) = node {
+            node = inner;
+        }
+        node
+    }
+}
+
+/// go-yaml v2's defence against alias bombs ("billion laughs"), as statsd_exporter runs it: nodes
+/// decoded, and how many of them through an alias; past 100 aliased of 1 000 decoded, the aliased share
+/// may not exceed a ratio that falls from 0.99 (up to 400 000 decoded) to 0.10 (from 4 000 000).
+#[derive(Default)]
+struct Aliasing {
+    decoded: u64,
+    aliased: u64,
+    /// Aliases being expanded around the current node.
+    depth: u32,
+}
+
+/// go-yaml's message.
+const EXCESSIVE_ALIASING: &str = "document contains excessive aliasing";
+
+impl Aliasing {
+    fn count(&mut self) -> Result<(), ()> {
+        self.decoded += 1;
+        if self.depth > 0 {
+            self.aliased += 1;
+        }
+        let allowed = match self.decoded {
+            ..=400_000 => 0.99,
+            4_000_000.. => 0.10,
+            d => 0.99 - 0.89 * ((d - 400_000) as f64 / 3_600_000.0),
+        };
+        if self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed
+        {
+            return Err(());
+        }
+        Ok(())
+    }
 }
 
 /// A YAML syntax error: where, and what.
@@ -144,15 +195,43 @@ pub(crate) fn read(text: &str) -> Result<(Value, Vec<Issue>), SyntaxError> {
             message: e.info().to_string(),
         })?;
     let mut issues = Vec::new();
+    let mut aliasing = Aliasing::default();
     let value = match builder.root {
-        Some(root) => convert(&root, Slot::Map(Context::Root), "", &mut issues),
+        Some(root) => convert(
+            &root,
+            Slot::Map(Context::Root),
+            "",
+            &mut issues,
+            &mut aliasing,
+        )
+        .map_err(|at| SyntaxError {
+            position: at.unwrap_or(Position { line: 1, column: 1 }),
+            message: EXCESSIVE_ALIASING.into(),
+        })?,
         None => Value::Null,
     };
     Ok((value, issues))
 }
 
-fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Value {
-    match node {
+/// Why [`convert`] stopped: too much aliasing, under the key at this position (if any).
+type Excessive = Option<Position>;
+
+fn convert(
+    node: &Node,
+    slot: Slot,
+    path: &str,
+    issues: &mut Vec<Issue>,
+    aliasing: &mut Aliasing,
+) -> Result<Value, Excessive> {
+    if let Node::Alias(inner) = node {
+        aliasing.depth += 1;
+        let value = convert(inner, slot, path, issues, aliasing);
+        aliasing.depth -= 1;
+        return value;
+    }
+    aliasing.count().map_err(|()| None)?;
+    Ok(match node {
+        Node::Alias(_) => unreachable!("expanded above"),
         Node::Scalar { text, plain, tag } => scalar(text, *plain, tag.as_deref(), slot),
         Node::Seq(items) => {
             let item_slot = match slot {
@@ -163,8 +242,16 @@ fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Valu
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| convert(item, item_slot, &join(path, &i.to_string()), issues))
-                    .collect(),
+                    .map(|(i, item)| {
+                        convert(
+                            item,
+                            item_slot,
+                            &join(path, &i.to_string()),
+                            issues,
+                            aliasing,
+                        )
+                    })
+                    .collect::<Result<_, _>>()?,
             )
         }
         Node::Map(entries) => {
@@ -175,7 +262,7 @@ fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Valu
             let mut out = Mapping::new();
             let mut seen: HashMap<String, Position> = HashMap::new();
             for (key, at, value) in entries {
-                let Node::Scalar { text: key, .. } = key else {
+                let Node::Scalar { text: key, .. } = key.resolved() else {
                     // A sequence or mapping as a key: no field has one; go-yaml ignores it too.
                     continue;
                 };
@@ -201,24 +288,27 @@ fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Valu
                     });
                 }
                 // Last value wins, as in go-yaml's non-strict decoding.
-                out.insert(
-                    Value::String(key.clone()),
-                    convert(value, child, &key_path, issues),
-                );
+                let value = convert(value, child, &key_path, issues, aliasing)
+                    .map_err(|e| e.or(Some(*at)))?;
+                out.insert(Value::String(key.clone()), value);
             }
             // Merge keys: the merged mappings fill in keys not set here, earlier merges first.
-            for (key, _, value) in entries {
-                if !matches!(key, Node::Scalar { text, .. } if text == "<<") {
+            for (key, at, value) in entries {
+                if !matches!(key.resolved(), Node::Scalar { text, .. } if text == "<<") {
                     continue;
                 }
-                let sources: Vec<&Node> = match value {
+                let sources: Vec<&Rc<Node>> = match value.resolved() {
                     Node::Seq(items) => items.iter().collect(),
-                    other => vec![other],
+                    _ => vec![value],
                 };
                 for source in sources {
-                    let Node::Map(merged) = source else { continue };
+                    // A merged mapping is almost always an alias: its keys are decoded through it.
+                    let through_alias = matches!(**source, Node::Alias(_));
+                    let Node::Map(merged) = source.resolved() else {
+                        continue;
+                    };
                     for (mkey, mat, mvalue) in merged {
-                        let Node::Scalar { text: mkey, .. } = mkey else {
+                        let Node::Scalar { text: mkey, .. } = mkey.resolved() else {
                             continue;
                         };
                         let key_value = Value::String(mkey.clone());
@@ -228,7 +318,10 @@ fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Valu
                         let key_path = join(path, mkey);
                         match context.slot(mkey) {
                             Some(child) => {
-                                out.insert(key_value, convert(mvalue, child, &key_path, issues));
+                                aliasing.depth += u32::from(through_alias);
+                                let value = convert(mvalue, child, &key_path, issues, aliasing);
+                                aliasing.depth -= u32::from(through_alias);
+                                out.insert(key_value, value.map_err(|e| e.or(Some(*at)))?);
                             }
                             None if context.checks_keys() => issues.push(Issue {
                                 kind: IssueKind::UnknownKey,
@@ -242,7 +335,7 @@ fn convert(node: &Node, slot: Slot, path: &str, issues: &mut Vec<Issue>) -> Valu
             }
             Value::Mapping(out)
         }
-    }
+    })
 }
 
 fn join(path: &str, segment: &str) -> String {
@@ -283,8 +376,8 @@ fn scalar(text: &str, plain: bool, tag: Option<&str>, slot: Slot) -> Value {
 struct Builder {
     /// Open containers: the node being filled, its anchor id, and for mappings a pending key.
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
-    root: Option<Node>,
+    anchors: HashMap<usize, Rc<Node>>,
+    root: Option<Rc<Node>>,
     /// Set once the first document is complete; later documents are ignored.
     done: bool,
 }
@@ -292,13 +385,14 @@ struct Builder {
 struct Open {
     node: Node,
     anchor: usize,
-    pending_key: Option<(Node, Position)>,
+    pending_key: Option<(Rc<Node>, Position)>,
 }
 
 impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize, at: Position) {
+        let node = Rc::new(node);
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, Rc::clone(&node));
         }
         match self.stack.last_mut() {
             None => {
@@ -312,7 +406,7 @@ impl Builder {
                     None => open.pending_key = Some((node, at)),
                     Some((key, key_at)) => entries.push((key, key_at, node)),
                 },
-                Node::Scalar { .. } => {}
+                Node::Scalar { .. } | Node::Alias(_) => {}
             },
         }
     }
@@ -338,11 +432,14 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(node, anchor, at);
             }
             Event::Alias(anchor) => {
-                let node = self.anchors.get(&anchor).cloned().unwrap_or(Node::Scalar {
-                    text: String::new(),
-                    plain: true,
-                    tag: None,
-                });
+                let node = match self.anchors.get(&anchor) {
+                    Some(anchored) => Node::Alias(Rc::clone(anchored)),
+                    None => Node::Scalar {
+                        text: String::new(),
+                        plain: true,
+                        tag: None,
+                    },
+                };
                 self.push_value(node, 0, at);
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
@@ -479,5 +576,60 @@ mod tests {
         let e = read("mappings:\n  - match: \"unclosed\n").expect_err("bad YAML");
         assert!(e.position.line >= 2, "{e:?}");
         assert!(e.message.contains("quoted scalar"), "{e:?}");
+    }
+
+    /// Ten levels of ten aliases each: 10¹⁰ nodes if expanded.
+    fn alias_bomb(levels: usize) -> String {
+        let mut text = "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+        for i in 1..levels {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("x{i}: &a{i} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_under_unknown_keys_costs_nothing() {
+        // go-yaml never decodes unknown keys; neither do we, and aliases are not copied.
+        let text = format!("{}mappings: []\n", alias_bomb(10));
+        let (value, issues) = read(&text).expect("loads");
+        assert_eq!(value["mappings"], Value::Sequence(vec![]));
+        assert_eq!(issues.len(), 10);
+    }
+
+    #[test]
+    fn an_alias_bomb_where_it_is_decoded_is_refused_as_go_yaml_refuses_it() {
+        for tail in [
+            "mappings: *a9\n",
+            "mappings:\n  - match: a\n    name: b\n    labels: {k: *a9}\n",
+            "mappings:\n  - match: a\n    name: b\n    labels: {<<: *b9}\n",
+        ] {
+            // And the same as mappings, for merge keys.
+            let mut maps = "y0: &b0 {a: lol, b: lol, c: lol, d: lol, e: lol}\n".to_string();
+            for i in 1..10 {
+                let p = i - 1;
+                maps.push_str(&format!(
+                    "y{i}: &b{i} {{a: *b{p}, b: *b{p}, c: *b{p}, d: *b{p}, e: *b{p}}}\n"
+                ));
+            }
+            let text = format!("{}{maps}{tail}", alias_bomb(10));
+            let e = read(&text).expect_err(tail);
+            assert_eq!(e.message, EXCESSIVE_ALIASING, "{tail}");
+        }
+    }
+
+    #[test]
+    fn many_ordinary_aliases_load() {
+        let mut text = "x: &l {team: core, tier: web}\nmappings:\n".to_string();
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "  - match: a{i}\n    name: m{i}\n    labels: *l\n"
+            ));
+        }
+        let (value, _) = read(&text).expect("loads");
+        assert_eq!(
+            value["mappings"][2999]["labels"]["tier"],
+            Value::String("web".into())
+        );
     }
 }
