@@ -109,6 +109,15 @@ impl Context {
     fn checks_keys(self) -> bool {
         !matches!(self, Context::Labels | Context::Free)
     }
+
+    /// A value as go-yaml leaves it in a field of this context: a label given no value (`team:`,
+    /// `team: ~`) is the empty text, go-yaml's zero value for a string.
+    fn filled(self, value: Value) -> Value {
+        match (self, value) {
+            (Context::Labels, Value::Null) => Value::String(String::new()),
+            (_, value) => value,
+        }
+    }
 }
 
 /// A parsed YAML node. Children are shared, and an alias is the anchored node itself (not a copy), so
@@ -290,7 +299,7 @@ fn convert(
                 // Last value wins, as in go-yaml's non-strict decoding.
                 let value = convert(value, child, &key_path, issues, aliasing)
                     .map_err(|e| e.or(Some(*at)))?;
-                out.insert(Value::String(key.clone()), value);
+                out.insert(Value::String(key.clone()), context.filled(value));
             }
             // Merge keys: the merged mappings fill in keys not set here, earlier merges first.
             for (key, at, value) in entries {
@@ -321,7 +330,8 @@ fn convert(
                                 aliasing.depth += u32::from(through_alias);
                                 let value = convert(mvalue, child, &key_path, issues, aliasing);
                                 aliasing.depth -= u32::from(through_alias);
-                                out.insert(key_value, value.map_err(|e| e.or(Some(*at)))?);
+                                let value = value.map_err(|e| e.or(Some(*at)))?;
+                                out.insert(key_value, context.filled(value));
                             }
                             None if context.checks_keys() => issues.push(Issue {
                                 kind: IssueKind::UnknownKey,
@@ -546,7 +556,7 @@ mod tests {
         assert_eq!(rule["honor_labels"], Value::Bool(true));
         assert_eq!(rule["labels"]["code"], Value::String("404".into()));
         assert_eq!(rule["labels"]["flag"], Value::String("true".into()));
-        assert_eq!(rule["labels"]["empty"], Value::Null);
+        assert_eq!(rule["labels"]["empty"], Value::String(String::new()));
         assert_eq!(
             rule["scale"],
             Value::Number(serde_yaml::Number::from(0.001))

@@ -36,6 +36,7 @@ mod document;
 pub mod duration;
 mod error;
 pub mod glob;
+mod go_regex;
 pub mod lint;
 mod mapper;
 mod observer;

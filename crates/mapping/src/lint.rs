@@ -135,7 +135,7 @@ pub fn lint(mapper: &Mapper, text: &str, reserved: &[&str]) -> Vec<Finding> {
             }
         }
         if rule.match_type == MatchType::Regex {
-            let hir = regex_syntax::parse(&rule.pattern).ok();
+            let hir = regex_syntax::parse(&crate::go_regex::translate(&rule.pattern)).ok();
             // [unbounded-label]: one finding per rule, at its first such label.
             if let Some(hir) = &hir {
                 let unbounded: Vec<&str> = rule

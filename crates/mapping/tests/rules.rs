@@ -178,6 +178,48 @@ mappings:
     action: drop
 "#;
         "noise.x" => "rule#0 ";
+    go_regex_syntax_means_what_it_means_in_go: r#"
+defaults:
+  match_type: regex
+mappings:
+  - match: '^a\<b\>$'
+    name: "angle"
+  - match: '^c\Qd.e\E$'
+    name: "quoted"
+  - match: '^[[]x$'
+    name: "bracket"
+"#;
+        "a<b>" => "rule#0 angle",
+        "cd.e" => "rule#1 quoted",
+        "cdxe" => "unmapped",
+        "[x" => "rule#2 bracket";
+    a_regex_rule_without_match_takes_every_name: r#"
+mappings:
+  - match: "known.*"
+    name: "known"
+  - match_type: regex
+    name: "everything_else"
+"#;
+        "known.x" => "rule#0 known",
+        "other.y" => "rule#1 everything_else";
+    a_label_without_a_value_is_empty: r#"
+mappings:
+  - match: "a.*"
+    name: "m"
+    labels:
+      empty:
+      tilde: ~
+"#;
+        "a.b" => "rule#0 m{empty=,tilde=}";
+    names_with_an_unbalanced_brace_load_as_in_go: r#"
+mappings:
+  - match: "x.*"
+    name: "x_${1"
+  - match: "y.*"
+    name: "y_$1}"
+"#;
+        "x.p" => "rule#0 x___1",
+        "y.p" => "rule#1 y_p_";
 }
 
 #[test]
@@ -524,6 +566,7 @@ load_warnings! {
         (Repaired, "warn.yaml:5:5: ", "using [0.5, 1.0]"),
     quantile_out_of_range: "defaults:\n  summary_options: { quantiles: [{quantile: 1.5, error: 0.1}] }\n" => (Repaired, "warn.yaml:2:3: ", "outside [0, 1]"),
     infinite_scale: "mappings:\n  - match: a\n    name: m\n    scale: .inf\n" => (Repaired, "warn.yaml:4:5: ", "finite"),
+    regex_rule_without_match: "mappings:\n  - match_type: regex\n    name: m\n" => (Repaired, "warn.yaml:2:5: mappings[0]: ", "matches every name"),
 }
 
 #[test]

@@ -216,7 +216,7 @@ fn compile(raw: RawConfig, mut ctx: Ctx<'_>) -> Result<Mapper, LoadError> {
             "defaults.ttl",
             WarningKind::Repaired,
             format!(
-                "negative ttl -{:?}: series never expire (as in statsd_exporter)",
+                "negative ttl -{:?}: unmapped series never expire (statsd_exporter deletes them at its next sweep, within a second of each update)",
                 bad.magnitude
             ),
         );

@@ -9,6 +9,7 @@ use statsd_spec::Spec;
 use super::{Ctx, parse_match_type};
 use crate::config::RawMapping;
 use crate::glob;
+use crate::go_regex;
 use crate::mapper::Rule;
 use crate::observer::{DefaultObservers, ObserverType, positive, quantiles};
 use crate::template::Template;
@@ -35,9 +36,6 @@ pub(super) fn compile_rule(
         .positions
         .find(&format!("mappings.{i}"))
         .unwrap_or_default();
-    let Some(pattern) = m.match_ else {
-        return Err(ctx.error(&at("match"), ErrorKind::Missing, "the rule has no `match`"));
-    };
     let action = match m.action.as_deref() {
         None | Some("") | Some("map") => Action::Map,
         Some("drop") => Action::Drop,
@@ -51,6 +49,22 @@ pub(super) fn compile_rule(
     };
     let match_type = parse_match_type(m.match_type.as_deref(), defaults.match_type)
         .map_err(|e| ctx.error(&at("match_type"), ErrorKind::Value, e))?;
+    let pattern = match (m.match_, match_type) {
+        (Some(pattern), _) => pattern,
+        (None, MatchType::Glob) => {
+            return Err(ctx.error(&at("match"), ErrorKind::Missing, "the rule has no `match`"));
+        }
+        (None, MatchType::Regex) => {
+            // statsd_exporter compiles the empty regex, which matches every name.
+            let at_rule = format!("mappings.{i}");
+            ctx.warn(
+                &at_rule,
+                WarningKind::Repaired,
+                "the regex rule has no `match`: it matches every name (as in statsd_exporter)",
+            );
+            String::new()
+        }
+    };
     let only = match m.match_metric_type.as_deref() {
         None | Some("") => None,
         Some(t) => Some(MetricType::parse(t).ok_or_else(|| {
@@ -76,7 +90,7 @@ pub(super) fn compile_rule(
             })?;
             None
         }
-        MatchType::Regex => Some(Regex::new(&pattern).map_err(|e| {
+        MatchType::Regex => Some(Regex::new(&go_regex::translate(&pattern)).map_err(|e| {
             ctx.error(
                 &at("match"),
                 ErrorKind::Regex,
@@ -201,7 +215,7 @@ pub(super) fn compile_rule(
                 &at("ttl"),
                 WarningKind::Repaired,
                 format!(
-                    "negative ttl -{:?}: this rule's series never expire (as in statsd_exporter)",
+                    "negative ttl -{:?}: this rule's series never expire (statsd_exporter deletes them at its next sweep, within a second of each update)",
                     t.magnitude
                 ),
             );
@@ -231,10 +245,19 @@ pub(super) fn compile_rule(
     Ok((rule, regex))
 }
 
+/// statsd_exporter's check of a `name` (`metricNameRE`): letters, digits and `_` around references
+/// `$1`, `${1}` — and, as its braces are optional each, `${1` and `$1}`.
+static GO_METRIC_NAME: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    #[allow(clippy::expect_used)] // a constant pattern
+    Regex::new(r"^(?:[a-zA-Z_]|\$\{?[0-9]+\}?)(?:[a-zA-Z0-9_]|\$\{?[0-9]+\}?)*$")
+        .expect("valid regex")
+});
+
 /// A `name` must give a valid metric name: letters, digits and `_` around capture references, not
-/// starting with a digit (statsd_exporter's rule, which also allows `${name}` references here).
+/// starting with a digit. Whatever statsd_exporter accepts is accepted (its check lets unbalanced
+/// braces through); so are `${name}` references, which it refuses.
 fn check_name_template(source: &str, template: &Template) -> Result<(), String> {
-    if source.is_empty() {
+    if source.is_empty() || GO_METRIC_NAME.is_match(source) {
         return Ok(());
     }
     let literal = template.literal_text();
