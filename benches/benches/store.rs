@@ -204,10 +204,7 @@ fn summary(c: &mut Criterion) {
     let mut group = c.benchmark_group("summary");
     const N: u64 = 10_000;
     group.throughput(Throughput::Elements(N));
-    // Latency-like values: a deterministic spread over three orders of magnitude.
-    let values: Vec<f64> = (0..N)
-        .map(|i| 0.001 * (1.0 + ((i * 7919) % 1000) as f64))
-        .collect();
+    let values = statsd_benches::timer_values(N);
     let now = Instant::now();
     // A young summary (all its observations in one age bucket: its five streams are alike).
     let mut s = statsd_store::Summary::new(Arc::new(statsd_store::SummaryOptions::default()), now);
@@ -220,17 +217,7 @@ fn summary(c: &mut Criterion) {
     });
     // Steady traffic: observations in each of the five age buckets first, so every stream differs
     // and each observation is merged into all five (as in statsd_exporter).
-    let options = statsd_store::SummaryOptions::default();
-    let step = options.max_age / options.age_buckets;
-    let mut s = statsd_store::Summary::new(Arc::new(options), now);
-    let mut at = now;
-    for _ in 0..5 {
-        for &v in &values {
-            s.observe(v, 1, at);
-        }
-        at += step;
-    }
-    let at = at - step;
+    let (mut s, at) = statsd_benches::steady_summary(&values);
     group.bench_function("observe_steady", |b| {
         b.iter(|| {
             for &v in &values {

@@ -203,3 +203,28 @@ pub fn glob_mapping(rules: usize) -> String {
     }
     yaml
 }
+
+/// Latency-like timer values (seconds): a deterministic spread over three orders of magnitude.
+pub fn timer_values(n: u64) -> Vec<f64> {
+    (0..n)
+        .map(|i| 0.001 * (1.0 + ((i * 7919) % 1000) as f64))
+        .collect()
+}
+
+/// A summary (default objectives and window) in steady state: `values` observed in each of its five
+/// age buckets, so every stream differs and an observation is merged into all five (as in
+/// statsd_exporter). Returns it with the time to observe at next (within the last age bucket).
+pub fn steady_summary(values: &[f64]) -> (statsd_store::Summary, std::time::Instant) {
+    let options = statsd_store::SummaryOptions::default();
+    let step = options.max_age / options.age_buckets;
+    let now = std::time::Instant::now();
+    let mut s = statsd_store::Summary::new(std::sync::Arc::new(options), now);
+    let mut at = now;
+    for _ in 0..5 {
+        for &v in values {
+            s.observe(v, 1, at);
+        }
+        at += step;
+    }
+    (s, at - step)
+}
