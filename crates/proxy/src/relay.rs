@@ -1,7 +1,9 @@
 //! Relay: forward the raw lines received to another StatsD server (`--statsd.relay.address`).
 //!
-//! Receive workers hand over their lines in one chunk per batch through a bounded queue: when the queue
-//! is full the chunk is dropped and counted, so a slow or absent relay target never slows ingest. The
+//! Receive workers hand over their lines in one chunk per batch through a queue bounded in chunks and in
+//! bytes ([`QUEUE_CHUNKS`], [`QUEUE_BYTES`]): when it is full the chunk is dropped and counted, so a slow
+//! or absent relay target never slows ingest or grows memory. At shutdown what is queued is relayed,
+//! and what cannot be sent then is counted as dropped. The
 //! relay task packs lines into datagrams of at most `--statsd.relay.packet-length` bytes, sends a
 //! datagram when the next line would not fit, and flushes at least every [`FLUSH_INTERVAL`]. A line
 //! longer than a packet is dropped and counted, as statsd_exporter does. A failed send is counted and
@@ -9,9 +11,12 @@
 //! kept, oldest dropped first); statsd_exporter's relay stops for good after one error.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -19,6 +24,11 @@ use tokio::sync::{mpsc, watch};
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Chunks (one per receive batch) waiting for the relay task.
 pub const QUEUE_CHUNKS: usize = 4096;
+/// Bytes those chunks may hold together (a batch of 32 large datagrams is 2 MiB): beyond, a chunk is
+/// dropped and its lines counted in `statsd_proxy_relay_dropped_lines_total`.
+pub const QUEUE_BYTES: usize = 64 << 20;
+/// The largest UDP payload (IPv4): a longer `--statsd.relay.packet-length` is lowered to it.
+pub const MAX_PACKET_LENGTH: usize = 65_507;
 /// Datagrams waiting to be (re)sent at most: while sends keep failing, the oldest are dropped (their
 /// lines counted in `statsd_proxy_relay_dropped_lines_total`), so a dead target cannot grow memory.
 pub const MAX_OUTBOX_DATAGRAMS: usize = 1024;
@@ -76,12 +86,24 @@ impl RelayMetrics {
 pub struct RelayQueue {
     tx: mpsc::Sender<Vec<u8>>,
     metrics: RelayMetrics,
+    /// Bytes queued (chunks' capacities), at most [`QUEUE_BYTES`].
+    queued: Arc<AtomicUsize>,
 }
 
 impl RelayQueue {
     /// Queues a chunk of `\n`-terminated lines holding `lines` lines; never blocks.
     pub fn push(&self, chunk: Vec<u8>, lines: u64) {
-        if self.tx.try_send(chunk).is_err() {
+        let size = chunk.capacity();
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + size <= QUEUE_BYTES).then_some(q + size)
+            })
+            .is_ok();
+        if !reserved {
+            self.metrics.dropped.inc_by(lines);
+        } else if self.tx.try_send(chunk).is_err() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
             self.metrics.dropped.inc_by(lines);
         }
     }
@@ -135,11 +157,39 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> (RelayQueue, impl Future<Output = ()>) {
     let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
+    let queued = Arc::new(AtomicUsize::new(0));
     let queue = RelayQueue {
         tx,
         metrics: metrics.clone(),
+        queued: Arc::clone(&queued),
     };
-    (queue, run(target, packet_length, metrics, rx, stop))
+    let received = Received { rx, queued };
+    (queue, run(target, packet_length, metrics, received, stop))
+}
+
+/// The relay task's end of the queue.
+struct Received {
+    rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Received {
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        let chunk = self.rx.recv().await?;
+        self.queued.fetch_sub(chunk.capacity(), Ordering::AcqRel);
+        Some(chunk)
+    }
+
+    /// At shutdown: closes the queue (later pushes are dropped and counted) and takes what is in it.
+    fn drain(&mut self) -> Vec<Vec<u8>> {
+        self.rx.close();
+        let mut chunks = Vec::new();
+        while let Ok(chunk) = self.rx.try_recv() {
+            self.queued.fetch_sub(chunk.capacity(), Ordering::AcqRel);
+            chunks.push(chunk);
+        }
+        chunks
+    }
 }
 
 /// Datagrams waiting to be (re)sent, with their line count and attempts so far.
@@ -159,7 +209,7 @@ async fn run(
     target: SocketAddr,
     packet_length: usize,
     metrics: RelayMetrics,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut received: Received,
     mut stop: watch::Receiver<bool>,
 ) {
     let local: SocketAddr = if target.is_ipv6() {
@@ -174,30 +224,49 @@ async fn run(
             return;
         }
     };
+    if packet_length > MAX_PACKET_LENGTH {
+        tracing::warn!(
+            packet_length,
+            "--statsd.relay.packet-length is above the largest UDP payload; using {MAX_PACKET_LENGTH}"
+        );
+    }
+    let limit = packet_length.clamp(1, MAX_PACKET_LENGTH);
     let mut packer = Packer {
-        limit: packet_length.max(1),
-        packet: Vec::with_capacity(packet_length),
+        limit,
+        packet: Vec::with_capacity(limit),
         lines_in_packet: 0,
     };
     let mut outbox: Outbox = Default::default();
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pack = |chunk: &[u8], packer: &mut Packer, outbox: &mut Outbox| {
+        for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some((packet, lines)) = packer.add(line, &metrics) {
+                enqueue(outbox, (packet, lines, 0), &metrics);
+            }
+        }
+    };
     loop {
+        // `None` when the relay ends: the queue closed (no receive side is left) or the proxy stops.
         let flush_all = tokio::select! {
-            chunk = rx.recv() => match chunk {
+            chunk = received.recv() => match chunk {
                 Some(chunk) => {
-                    for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        if let Some((packet, lines)) = packer.add(line, &metrics) {
-                            enqueue(&mut outbox, (packet, lines, 0), &metrics);
-                        }
-                    }
-                    false
+                    pack(&chunk, &mut packer, &mut outbox);
+                    Some(false)
                 }
-                None => true,
+                None => None,
             },
-            _ = tick.tick() => true,
-            _ = stop.changed() => true,
+            _ = tick.tick() => Some(true),
+            _ = stop.changed() => None,
         };
+        let ending = flush_all.is_none();
+        if ending {
+            // What the receive side queued before it stopped is relayed too.
+            for chunk in received.drain() {
+                pack(&chunk, &mut packer, &mut outbox);
+            }
+        }
+        let flush_all = flush_all.unwrap_or(true);
         if flush_all && let Some((packet, lines)) = packer.take() {
             enqueue(&mut outbox, (packet, lines, 0), &metrics);
         }
@@ -220,7 +289,20 @@ async fn run(
                 }
             }
         }
-        if *stop.borrow() {
+        if ending || *stop.borrow() {
+            // One more try for each datagram still waiting; what fails now is counted as dropped.
+            while let Some((packet, lines, _)) = outbox.pop_front() {
+                match socket.send_to(&packet, target).await {
+                    Ok(_) => {
+                        metrics.packets.inc();
+                        metrics.lines.inc_by(lines);
+                    }
+                    Err(_) => {
+                        metrics.errors.inc();
+                        metrics.dropped.inc_by(lines);
+                    }
+                }
+            }
             return;
         }
     }
@@ -261,5 +343,51 @@ mod tests {
         assert_eq!(metrics.long_lines.get(), 1);
         assert_eq!(p.take(), Some((b"cc".to_vec(), 1)));
         assert_eq!(p.take(), None);
+    }
+
+    #[test]
+    fn the_queue_holds_a_bounded_number_of_bytes() {
+        let metrics = RelayMetrics::register(&Registry::new(), "t");
+        let (_stop_tx, stop) = watch::channel(false);
+        let (queue, _task) = start("127.0.0.1:9".parse().unwrap(), 1400, metrics.clone(), stop);
+        let chunk = || Vec::with_capacity(1 << 20);
+        let fit = QUEUE_BYTES >> 20;
+        for _ in 0..fit + 3 {
+            queue.push(chunk(), 10);
+        }
+        assert_eq!(
+            metrics.dropped.get(),
+            30,
+            "three chunks past {fit} MiB dropped"
+        );
+        assert_eq!(queue.queued.load(Ordering::Acquire), fit << 20);
+    }
+
+    #[test]
+    fn at_shutdown_what_was_queued_is_relayed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let metrics = RelayMetrics::register(&Registry::new(), "t");
+            let (stop_tx, stop) = watch::channel(false);
+            let (queue, task) = start(target.local_addr().unwrap(), 1400, metrics.clone(), stop);
+            queue.push(b"a:1|c\nb:2|c\n".to_vec(), 2);
+            // Stopped before the task ever ran: the queued chunk still goes out.
+            stop_tx.send(true).unwrap();
+            task.await;
+            let mut buf = [0u8; 100];
+            let n = tokio::time::timeout(Duration::from_secs(10), target.recv(&mut buf))
+                .await
+                .expect("the relayed datagram arrives")
+                .unwrap();
+            assert_eq!(&buf[..n], b"a:1|c\nb:2|c");
+            assert_eq!(metrics.lines.get(), 2);
+            // Pushed after the end: counted as dropped.
+            queue.push(b"c:3|c\n".to_vec(), 1);
+            assert_eq!(metrics.dropped.get(), 1);
+        });
     }
 }

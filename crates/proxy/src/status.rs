@@ -67,6 +67,18 @@ const DROPS: &[(&str, &str)] = &[
         "TCP lines too long",
     ),
     (
+        "statsd_proxy_receive_errors_total",
+        "UDP/Unixgram receive errors",
+    ),
+    (
+        "statsd_proxy_udp_worker_restarts_total",
+        "UDP workers restarted after a panic",
+    ),
+    (
+        "statsd_proxy_tcp_cut_lines_total",
+        "TCP lines cut by a close of ours",
+    ),
+    (
         "statsd_proxy_tcp_connections_evicted_total",
         "idle TCP connections closed for new ones",
     ),

@@ -51,6 +51,31 @@ fn idle_clients_make_room_for_live_ones() {
     idle.clear();
 }
 
+/// A connection we close for idleness in the middle of a line: the part received is not taken as a
+/// line (`@0.25` cut to `@0.2` would count 5, not 4), and it is counted.
+#[test]
+fn a_line_cut_by_the_idle_timeout_is_dropped_and_counted() {
+    let proxy = spawn(&["--statsd.tcp-idle-timeout=1s"]);
+    let mut client = TcpStream::connect(proxy.tcp).unwrap();
+    client.write_all(b"whole:1|c\ncut:1|c|@0.2").unwrap();
+    client.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        client
+            .read(&mut buf)
+            .expect("closed by the proxy, not timed out"),
+        0
+    );
+    let m = scrape_until(proxy.http, "the cut line counted", |m| {
+        m.get("statsd_proxy_tcp_cut_lines_total").copied() == Some(1.0)
+    });
+    assert_eq!(m.get("whole"), Some(&1.0));
+    assert!(
+        !m.keys().any(|k| k.starts_with("cut")),
+        "the cut line made no series: {m:#?}"
+    );
+}
+
 /// With the open-files limit at 128, 160 idle clients: the proxy derives its caps from the limit, so
 /// it keeps file descriptors for scrapes, stays quiet and idle, and a new client's lines arrive.
 #[test]

@@ -99,6 +99,10 @@ pub async fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(socket.into())
 }
 
+/// Pause after a failed receive (other than a timeout or an interruption), so that an error that
+/// persists (`ENOMEM`, `ENOBUFS` under memory pressure) does not spin a core.
+pub const ERROR_PAUSE: Duration = Duration::from_millis(10);
+
 /// The shortest and the longest pause after a failed `accept`.
 pub const ACCEPT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(1));

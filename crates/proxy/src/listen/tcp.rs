@@ -134,6 +134,8 @@ async fn connection(
     // `None`: no idle timeout.
     let idle = (!limits.idle_timeout.is_zero()).then_some(limits.idle_timeout);
     let mut deadline = idle.map(|d| tokio::time::Instant::now() + d);
+    // Whether the client ended the stream (end of file or a read error), rather than we.
+    let mut peer_ended = false;
     loop {
         // Unmapped names counted but not yet handed to the status page: wake within a second to hand
         // them over (an idle connection without any sleeps until its deadline).
@@ -160,7 +162,10 @@ async fn connection(
                 break;
             }
             Err(_elapsed) => ingest.collect_activity(&mut scratch),
-            Ok(Ok(0)) => break,
+            Ok(Ok(0)) => {
+                peer_ended = true;
+                break;
+            }
             Ok(Ok(n)) => {
                 deadline = idle.map(|d| tokio::time::Instant::now() + d);
                 slot.last_active
@@ -178,11 +183,19 @@ async fn connection(
             Ok(Err(e)) => {
                 telemetry.tcp_connection_errors.inc();
                 tracing::debug!(error = %e, "TCP read error");
+                peer_ended = true;
                 break;
             }
         }
     }
-    framer.finish(|line| ingest.lines_of(line, &mut scratch));
+    if peer_ended {
+        // The client ended the stream: its unterminated last line is a line (as in statsd_exporter).
+        framer.finish(|line| ingest.lines_of(line, &mut scratch));
+    } else if framer.cut() {
+        // We closed the connection (idle, evicted, stopping) in the middle of a line: what arrived
+        // of it is not a line (`x:1|c|@0.25` cut to `x:1|c|@0.2` would count 5, not 4).
+        telemetry.tcp_cut_lines.inc();
+    }
     ingest.publish(&mut scratch);
 }
 
@@ -247,6 +260,15 @@ impl LineFramer {
                 }
             }
         }
+    }
+
+    /// Drops an unterminated line, if any; returns whether there was one (one being discarded for its
+    /// length is counted already).
+    pub fn cut(&mut self) -> bool {
+        let cut = !self.discarding && !self.buf.is_empty();
+        self.buf.clear();
+        self.discarding = false;
+        cut
     }
 
     /// At end of stream: the unterminated last line, if any (statsd_exporter processes it too).

@@ -24,6 +24,7 @@ use std::time::Duration;
 use nix::sys::socket::{MsgFlags, MultiHeaders, recvmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::ERROR_PAUSE;
 use crate::ingest::Ingest;
 use crate::telemetry::Telemetry;
 
@@ -94,7 +95,17 @@ impl Workers {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("udp-recv-{i}"))
-                    .spawn(move || receive(&socket, &stop, &ingest, &telemetry))?,
+                    .spawn(move || {
+                        // A panic (a bug) must not end UDP ingest for good: count it and start over.
+                        while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            receive(&socket, &stop, &ingest, &telemetry);
+                        }))
+                        .is_err()
+                        {
+                            telemetry.udp_worker_restarts.inc();
+                            tracing::error!("a UDP receive worker panicked; restarting it");
+                        }
+                    })?,
             );
         }
         Ok(Self { stop, threads })
@@ -144,7 +155,9 @@ fn receive(socket: &UdpSocket, stop: &AtomicBool, ingest: &Ingest, telemetry: &T
                 }
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
+                    telemetry.receive_errors.inc();
                     tracing::debug!(error = %e, "UDP receive error");
+                    std::thread::sleep(ERROR_PAUSE);
                     0
                 }
             }

@@ -59,7 +59,11 @@ pub async fn receive(
                     telemetry.unixgram_packets.inc();
                     ingest.packet(&buf[..n], &mut scratch);
                 }
-                Err(e) => tracing::debug!(error = %e, "unixgram receive error"),
+                Err(e) => {
+                    telemetry.receive_errors.inc();
+                    tracing::debug!(error = %e, "unixgram receive error");
+                    tokio::time::sleep(super::ERROR_PAUSE).await;
+                }
             },
         }
     }

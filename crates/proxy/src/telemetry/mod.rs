@@ -65,6 +65,9 @@ pub struct Telemetry {
     pub tcp_connection_errors: IntCounter,
     /// `statsd_exporter_tcp_too_long_lines_total`.
     pub tcp_too_long_lines: IntCounter,
+    /// `statsd_proxy_tcp_cut_lines_total`: unterminated lines of TCP connections we closed (idle,
+    /// evicted, shutting down), dropped.
+    pub tcp_cut_lines: IntCounter,
     events: [IntCounter; 4],
     series_limited: IntCounterVec,
     /// Refusals since the last limit warning, and when it was logged (ms since `started`).
@@ -87,6 +90,11 @@ pub struct Telemetry {
     scrapes: IntCounterVec,
     /// `statsd_exporter_unixgram_packets_total`.
     pub unixgram_packets: IntCounter,
+    /// `statsd_proxy_receive_errors_total`: receive calls that failed other than by a timeout or an
+    /// interruption (each followed by a short pause, so a persistent error does not spin a core).
+    pub receive_errors: IntCounter,
+    /// `statsd_proxy_udp_worker_restarts_total`: UDP receive workers restarted after a panic.
+    pub udp_worker_restarts: IntCounter,
     /// `statsd_exporter_udp_packet_drops_total`: datagrams the kernel dropped for our UDP sockets (the
     /// only place ours are dropped: there is no packet queue of our own to overflow).
     pub udp_packet_drops: IntCounter,
@@ -248,6 +256,16 @@ impl Telemetry {
                 "statsd_exporter_unixgram_packets_total",
                 "The total number of StatsD packets received over Unixgram.",
             ),
+            receive_errors: counter(
+                &r,
+                "statsd_proxy_receive_errors_total",
+                "UDP and Unixgram receive calls that failed (other than timeouts and interruptions); each is followed by a 10 ms pause.",
+            ),
+            udp_worker_restarts: counter(
+                &r,
+                "statsd_proxy_udp_worker_restarts_total",
+                "UDP receive workers restarted after a panic (a bug: please report it with the log).",
+            ),
             udp_packet_drops: counter(
                 &r,
                 "statsd_exporter_udp_packet_drops_total",
@@ -369,6 +387,11 @@ impl Telemetry {
                 &r,
                 "statsd_exporter_tcp_too_long_lines_total",
                 "The number of lines discarded due to being too long.",
+            ),
+            tcp_cut_lines: counter(
+                &r,
+                "statsd_proxy_tcp_cut_lines_total",
+                "Unterminated lines of TCP connections closed by us (idle timeout, eviction at the connection cap, shutdown), dropped.",
             ),
             events,
             events_error,
