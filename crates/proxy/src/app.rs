@@ -100,12 +100,9 @@ async fn start_relay(
     let Some(rc) = &config.relay else {
         return Ok(None);
     };
-    let target = tokio::net::lookup_host(&rc.address)
+    let target = crate::listen::resolve(&rc.address)
         .await
-        .and_then(|mut a| {
-            a.next()
-                .ok_or_else(|| io::Error::other("resolved to nothing"))
-        })
+        .map(|found| found[0])
         .map_err(|e| StartError::Relay(rc.address.clone(), e))?;
     let metrics = RelayMetrics::register(&telemetry.registry, &rc.address);
     let (queue, task) = relay::start(target, rc.packet_length, metrics, stopped.clone());

@@ -36,10 +36,15 @@ pub enum BindError {
     NotASocket(PathBuf),
 }
 
-/// Resolves a Go-style listen address: `:port` means every interface (IPv6 and IPv4 on one dual-stack
-/// socket where the system allows, else IPv4), `host:port` is resolved.
+/// Resolves a Go-style listen address: `:port` — and, as in Go, the wildcards `0.0.0.0:port` and
+/// `[::]:port` — means every interface (IPv6 and IPv4 on one dual-stack socket where the system
+/// allows, else IPv4); `host:port` is resolved, IPv4 first (see [`resolve`]).
 async fn candidates(addr: &str) -> io::Result<Vec<SocketAddr>> {
-    if let Some(port) = addr.strip_prefix(':') {
+    let wildcard_port = addr
+        .strip_prefix(':')
+        .or_else(|| addr.strip_prefix("0.0.0.0:"))
+        .or_else(|| addr.strip_prefix("[::]:"));
+    if let Some(port) = wildcard_port {
         let port: u16 = port
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid port"))?;
@@ -48,6 +53,14 @@ async fn candidates(addr: &str) -> io::Result<Vec<SocketAddr>> {
             SocketAddr::from(([0u8; 4], port)),
         ]);
     }
+    resolve(addr).await
+}
+
+/// Resolves `host:port` as Go's resolver does for statsd_exporter (`net.ResolveUDPAddr`): IPv4
+/// addresses first, unless the address is written in brackets (`[fe80::1]:9125`), then the others
+/// first. The system's order puts `::1` before `127.0.0.1` for `localhost` on most hosts: taken as
+/// is, `localhost:9125` would listen (or relay) on IPv6 only while clients send to 127.0.0.1.
+pub async fn resolve(addr: &str) -> io::Result<Vec<SocketAddr>> {
     let found: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
     if found.is_empty() {
         return Err(io::Error::new(
@@ -55,7 +68,15 @@ async fn candidates(addr: &str) -> io::Result<Vec<SocketAddr>> {
             "address resolved to nothing",
         ));
     }
-    Ok(found)
+    Ok(go_order(addr, found))
+}
+
+/// The addresses `addr` resolved to, in the order Go's resolver would take them (stable within a
+/// family).
+fn go_order(addr: &str, mut found: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let want_ipv6 = addr.starts_with('[');
+    found.sort_by_key(|a| a.is_ipv4() == want_ipv6);
+    found
 }
 
 /// Binds the first candidate address of `addr` that works.
@@ -155,5 +176,46 @@ impl AcceptBackoff {
         }
         tokio::time::sleep(self.pause).await;
         self.pause = (self.pause * 2).min(ACCEPT_BACKOFF.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_ipv4_first_unless_bracketed_as_in_go() {
+        let system: Vec<SocketAddr> = vec![
+            "[::1]:9125".parse().unwrap(),
+            "127.0.0.1:9125".parse().unwrap(),
+            "[fe80::1]:9125".parse().unwrap(),
+            "10.0.0.1:9125".parse().unwrap(),
+        ];
+        let ipv4_first = go_order("localhost:9125", system.clone());
+        assert_eq!(ipv4_first[0].to_string(), "127.0.0.1:9125");
+        assert_eq!(ipv4_first[1].to_string(), "10.0.0.1:9125");
+        assert_eq!(ipv4_first[2].to_string(), "[::1]:9125");
+        let ipv6_first = go_order("[::1]:9125", system);
+        assert_eq!(ipv6_first[0].to_string(), "[::1]:9125");
+        assert_eq!(ipv6_first[2].to_string(), "127.0.0.1:9125");
+    }
+
+    #[test]
+    fn the_wildcards_listen_on_every_interface() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for addr in [":9125", "0.0.0.0:9125", "[::]:9125"] {
+            let found = rt.block_on(candidates(addr)).unwrap();
+            assert_eq!(
+                found,
+                [
+                    SocketAddr::from(([0u16; 8], 9125)),
+                    SocketAddr::from(([0u8; 4], 9125))
+                ],
+                "{addr}"
+            );
+        }
     }
 }
