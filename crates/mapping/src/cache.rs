@@ -13,6 +13,10 @@ use lru::LruCache;
 
 use crate::{Mapped, Mapper, MetricType};
 
+/// Longest StatsD name whose result is cached: a longer one is mapped every time, so that a cache of
+/// `capacity` entries stays small whatever names clients send (Mastodon's are under 150 bytes).
+pub(crate) const MAX_CACHED_NAME: usize = 512;
+
 /// statsd_exporter's default `--statsd.cache-size`.
 pub const DEFAULT_CACHE_SIZE: usize = 1000;
 
@@ -84,7 +88,8 @@ impl MappingCache {
             gets,
             hits,
         } = self;
-        let Some(entries) = entries.as_mut() else {
+        let Some(entries) = entries.as_mut().filter(|_| name.len() <= MAX_CACHED_NAME) else {
+            // No cache, or a name too long to keep (a cache of such names would hold megabytes).
             *last = mapper.map(name, ty);
             return last.as_ref();
         };

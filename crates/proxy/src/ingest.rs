@@ -417,4 +417,33 @@ mod tests {
         drop(scratch);
         assert_eq!(activity.top_unmapped(10)[0].count, 4);
     }
+
+    #[test]
+    fn long_samples_are_handled_but_not_cached() {
+        let mapper =
+            Mapper::from_yaml("mappings:\n  - match: drop.*\n    action: drop\n", "m.yaml")
+                .unwrap();
+        let store = Arc::new(Store::new());
+        let ingest = Ingest::new(
+            Parser::default(),
+            Arc::new(ArcSwap::from_pointee(mapper)),
+            Arc::clone(&store),
+            Telemetry::new(),
+            Arc::new(Activity::default()),
+            1000,
+            1000,
+            None,
+        );
+        let mut scratch = ingest.worker_scratch();
+        let long = "x".repeat(crate::series_cache::MAX_CACHED_KEY);
+        for i in 0..50 {
+            ingest.packet(format!("drop.{long}{i}:1|c").as_bytes(), &mut scratch);
+            ingest.packet(format!("keep.{long}:1|c").as_bytes(), &mut scratch);
+        }
+        ingest.packet(b"drop.short:1|c\nkeep.short:1|c", &mut scratch);
+        // Only the two short samples are cached; the long ones were still dropped and counted.
+        assert_eq!(scratch.series.len(), 2);
+        assert_eq!(scratch.cache.len(), 2);
+        assert_eq!(store.len(), 2, "keep.<long> and keep.short");
+    }
 }

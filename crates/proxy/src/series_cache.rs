@@ -6,8 +6,9 @@
 //! Entries belong to one mapping load ([`Mapper::generation`]): the first lookup under a new load
 //! empties the cache. A series that expired leaves a stale reference ([`SeriesRef::is_live`]), which
 //! counts as a miss and is replaced. Refused samples are not cached (they go the whole way each time,
-//! and are counted each time). Memory: the cache starts empty, grows with the names seen, and holds
-//! at most `capacity` entries (the least recently used goes first). Measured end to end: 18,800 live
+//! and are counted each time), nor are samples longer than [`MAX_CACHED_KEY`]. Memory: the cache
+//! starts empty, grows with the names seen, and holds at most `capacity` entries of at most
+//! [`MAX_CACHED_KEY`] bytes of key each (the least recently used goes first). Measured end to end: 18,800 live
 //! names (the 200-instance `loadgen` traffic) took the proxy's RSS from 55 to 65 MiB (BENCHMARKS.md).
 //!
 //! [`Mapper::generation`]: statsd_mapping::Mapper::generation
@@ -22,6 +23,12 @@ use crate::activity::TopK;
 
 /// [`Target::Series::rule`] of an unmapped sample.
 pub const UNMAPPED: u32 = u32::MAX;
+
+/// Longest key (a sample's type, name and tags, as received) that is cached: longer samples go the
+/// whole way each time, so that `capacity` entries stay small whatever clients send — a catch-all
+/// `action: drop` rule would otherwise cache every distinct name it drops, however long. Mastodon's
+/// names are under 150 bytes; tagged lines of a few tags are well under the bound.
+pub const MAX_CACHED_KEY: usize = 512;
 
 /// What a cached sample does.
 #[derive(Debug)]
@@ -117,11 +124,15 @@ impl SeriesCache {
     }
 
     /// Caches what the sample of the last [`SeriesCache::get`] does; an entry pushed out hands its
-    /// unmapped count to `unmapped`. False when there is no cache.
+    /// unmapped count to `unmapped`. False when it is not cached: there is no cache, or the sample's
+    /// name and tags are longer than [`MAX_CACHED_KEY`].
     pub fn insert(&mut self, target: Target, unmapped: &mut TopK) -> bool {
         let Some(entries) = &mut self.entries else {
             return false;
         };
+        if self.key.len() > MAX_CACHED_KEY {
+            return false;
+        }
         if let Some((key, evicted)) = entries.push(self.key.as_slice().into(), target) {
             offer(&key, &evicted, unmapped);
         }
