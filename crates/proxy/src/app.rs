@@ -301,7 +301,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop,
         tasks,
         udp_workers,
-        unixgram_path: config.listen_unixgram.clone(),
+        // An abstract socket leaves no file to remove.
+        unixgram_path: config
+            .listen_unixgram
+            .clone()
+            .filter(|p| !unixgram::is_abstract(p)),
     })
 }
 

@@ -211,6 +211,30 @@ fn unixgram_round_trip_and_stale_socket_replacement() {
     let m = wait_for_lines(proxy.http, 2.0);
     assert_eq!(m.get("via_unix"), Some(&7.0));
     assert_eq!(m.get("statsd_exporter_unixgram_packets_total"), Some(&1.0));
+
+    // A second instance on the same path is refused: the socket is live, not stale.
+    let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .args([
+            &arg,
+            "--statsd.listen-udp=",
+            "--statsd.listen-tcp=",
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another process is receiving"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client.send_to(b"via_unix:1|c", &path).unwrap();
+    let m = wait_for_lines(proxy.http, 3.0);
+    assert_eq!(
+        m.get("via_unix"),
+        Some(&8.0),
+        "the first instance still receives"
+    );
     drop(proxy);
 
     // Any other file at the path is a clear startup error.
@@ -233,6 +257,23 @@ fn unixgram_round_trip_and_stale_socket_replacement() {
         "the file is left alone"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn unixgram_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt as _;
+    let name = format!("statsd-proxy-test-{}", std::process::id());
+    let arg = format!("--statsd.listen-unixgram=@{name}");
+    let proxy = spawn(&[&arg]);
+    let client = UnixDatagram::unbound().unwrap();
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    client.send_to_addr(b"via_abstract:2|c", &addr).unwrap();
+    let m = wait_for_lines(proxy.http, 1.0);
+    assert_eq!(m.get("via_abstract"), Some(&2.0));
+    assert!(
+        !std::path::Path::new(&format!("@{name}")).exists(),
+        "no file is made for an abstract socket"
+    );
 }
 
 #[test]

@@ -12,27 +12,54 @@ use super::udp::MAX_DATAGRAM;
 use crate::ingest::Ingest;
 use crate::telemetry::Telemetry;
 
-/// Creates the socket at `path` with permission bits `mode`: a stale socket file from a previous run is
-/// replaced; any other file at the path is an error.
+/// Whether `path` names a Linux abstract socket (`@name`, as Go reads it): nothing on the file
+/// system, so nothing to replace, chmod or remove.
+pub fn is_abstract(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().first() == Some(&b'@')
+}
+
+/// Creates the socket at `path` with permission bits `mode` (or the abstract socket `@name`). A stale
+/// socket file from a previous run is replaced; a socket another process still receives on, and any
+/// other file at the path, are errors (statsd_exporter refuses any existing path).
 pub fn bind(path: &Path, mode: u32, read_buffer: Option<usize>) -> Result<UnixDatagram, BindError> {
     let bind_err = |source| BindError::Io {
         what: "unixgram",
         addr: path.display().to_string(),
         source,
     };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_err)?,
-        Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(bind_err(e)),
-    }
-    let socket = std::os::unix::net::UnixDatagram::bind(path).map_err(bind_err)?;
+    let socket = if is_abstract(path) {
+        use std::os::linux::net::SocketAddrExt as _;
+        let name = &path.as_os_str().as_encoded_bytes()[1..];
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(bind_err)?;
+        std::os::unix::net::UnixDatagram::bind_addr(&addr).map_err(bind_err)?
+    } else {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                // A socket file: stale if nothing receives on it any more (connecting is refused).
+                let probe = std::os::unix::net::UnixDatagram::unbound().map_err(bind_err)?;
+                match probe.connect(path) {
+                    Ok(()) => {
+                        return Err(bind_err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            "another process is receiving on this socket",
+                        )));
+                    }
+                    Err(_) => std::fs::remove_file(path).map_err(bind_err)?,
+                }
+            }
+            Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(bind_err(e)),
+        }
+        let socket = std::os::unix::net::UnixDatagram::bind(path).map_err(bind_err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+        socket
+    };
     if let Some(bytes) = read_buffer {
         socket2::SockRef::from(&socket)
             .set_recv_buffer_size(bytes)
             .map_err(bind_err)?;
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
     UnixDatagram::from_std(socket).map_err(bind_err)
 }
