@@ -71,8 +71,8 @@ const DROPS: &[(&str, &str)] = &[
         "UDP/Unixgram receive errors",
     ),
     (
-        "statsd_proxy_udp_worker_restarts_total",
-        "UDP workers restarted after a panic",
+        "statsd_proxy_receive_panics_total",
+        "UDP/Unixgram receive panics (bugs)",
     ),
     (
         "statsd_proxy_tcp_cut_lines_total",

@@ -102,7 +102,7 @@ impl Workers {
                         }))
                         .is_err()
                         {
-                            telemetry.udp_worker_restarts.inc();
+                            telemetry.receive_panics.inc();
                             tracing::error!("a UDP receive worker panicked; restarting it");
                         }
                     })?,

@@ -84,7 +84,15 @@ pub async fn receive(
             received = socket.recv(&mut buf) => match received {
                 Ok(n) => {
                     telemetry.unixgram_packets.inc();
-                    ingest.packet(&buf[..n], &mut scratch);
+                    // A panic (a bug) must not end the listener: count it, go on with a fresh scratch.
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ingest.packet(&buf[..n], &mut scratch);
+                    }));
+                    if handled.is_err() {
+                        telemetry.receive_panics.inc();
+                        tracing::error!("handling a unixgram datagram panicked; going on");
+                        scratch = ingest.worker_scratch();
+                    }
                 }
                 Err(e) => {
                     telemetry.receive_errors.inc();

@@ -93,8 +93,9 @@ pub struct Telemetry {
     /// `statsd_proxy_receive_errors_total`: receive calls that failed other than by a timeout or an
     /// interruption (each followed by a short pause, so a persistent error does not spin a core).
     pub receive_errors: IntCounter,
-    /// `statsd_proxy_udp_worker_restarts_total`: UDP receive workers restarted after a panic.
-    pub udp_worker_restarts: IntCounter,
+    /// `statsd_proxy_receive_panics_total`: panics while handling received data (a UDP worker is
+    /// restarted, the unixgram listener goes on with the next datagram).
+    pub receive_panics: IntCounter,
     /// `statsd_exporter_udp_packet_drops_total`: datagrams the kernel dropped for our UDP sockets (the
     /// only place ours are dropped: there is no packet queue of our own to overflow).
     pub udp_packet_drops: IntCounter,
@@ -261,10 +262,10 @@ impl Telemetry {
                 "statsd_proxy_receive_errors_total",
                 "UDP and Unixgram receive calls that failed (other than timeouts and interruptions); each is followed by a 10 ms pause.",
             ),
-            udp_worker_restarts: counter(
+            receive_panics: counter(
                 &r,
-                "statsd_proxy_udp_worker_restarts_total",
-                "UDP receive workers restarted after a panic (a bug: please report it with the log).",
+                "statsd_proxy_receive_panics_total",
+                "Panics while handling UDP or Unixgram data (a bug: please report it with the log); the receiver goes on.",
             ),
             udp_packet_drops: counter(
                 &r,
