@@ -13,9 +13,15 @@ use statsd_proxy::mappings;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli) {
-    // RUST_LOG, when set, refines --log.level (e.g. RUST_LOG=statsd_proxy=debug).
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    // --log.level is the level; RUST_LOG, when set, adds tracing directives on top of it (e.g.
+    // RUST_LOG=statsd_proxy::relay=debug). Only a bare level there replaces the flag's.
+    let level: tracing_subscriber::filter::LevelFilter = cli
+        .log_level
+        .parse()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy(std::env::var("RUST_LOG").unwrap_or_default());
     let format = match cli.log_format.as_str() {
         "json" => LogFormat::Json,
         _ => LogFormat::Logfmt,
@@ -87,8 +93,32 @@ fn explain(cli: &Cli, lines: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The command line, as kingpin reads statsd_exporter's: argument files expanded, and exit status 1
+/// for a command line it refuses (clap's is 2); `--help` and `--version` still exit 0.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let args = statsd_proxy::cli::argfiles::expand(std::env::args_os()).map_err(|e| {
+        eprintln!("statsd-proxy: error: {e}, try --help");
+        ExitCode::FAILURE
+    })?;
+    Cli::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if cli.version {
+        print!("{}", statsd_proxy::telemetry::version_text());
+        return ExitCode::SUCCESS;
+    }
     match &cli.command {
         Some(Command::Mapping {
             action: MappingCommand::Check,

@@ -156,6 +156,50 @@ fn strict_mode_refuses_what_statsd_exporter_would_load() {
     }
 }
 
+/// kingpin's command line: `@file` argument files (a unit may keep its flags in one), and exit status
+/// 1 for a command line it refuses.
+#[test]
+fn argument_files_and_refused_command_lines_as_kingpin_has_them() {
+    let mapping = temp_file(
+        "args-mapping.yaml",
+        "mappings:\n  - match: a.*\n    name: a\n",
+    );
+    let args = temp_file(
+        "args",
+        &format!(
+            "# statsd_exporter's flags\n--statsd.mapping-config\n{}\n\n--check-config\n",
+            mapping.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .arg(format!("@{}", args.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OK, 1 mapping rules"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for bad in [["--no-such-flag"], ["@/nonexistent/statsd-proxy-args"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}
+
 #[test]
 fn an_empty_mapping_config_flag_means_no_file() {
     let proxy = spawn(&["--statsd.mapping-config=", "--statsd.default-mapping=none"]);

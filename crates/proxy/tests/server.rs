@@ -398,7 +398,15 @@ fn statsd_exporter_command_line_starts_unchanged() {
         .arg("--version")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("statsd-proxy "));
+    // prometheus/common's layout, as statsd_exporter prints it (scripts read `version (\S+)`).
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.starts_with(&format!(
+            "statsd-proxy, version {} (branch: ",
+            env!("CARGO_PKG_VERSION")
+        )) && version.contains("\n  platform:         "),
+        "{version}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -12,13 +12,24 @@ use crate::config::{
     RelayConfig, TcpLimits,
 };
 
+pub mod argfiles;
 mod values;
 use values::{parse_count, parse_duration, parse_duration_or_zero, parse_mode, parse_uint};
 
 /// StatsD to Prometheus translating proxy: a drop-in replacement for prometheus/statsd_exporter.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "statsd-proxy", version, about, long_about = None, args_override_self = true)]
+#[command(
+    name = "statsd-proxy",
+    about,
+    long_about = None,
+    args_override_self = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Show the version, in statsd_exporter's layout (`… version X (branch: …, revision: …)`), and exit.
+    #[arg(long = "version", action = ArgAction::SetTrue)]
+    pub version: bool,
+
     /// The UDP address on which to receive StatsD metric lines ("" disables it; ":9125" means every
     /// interface, IPv4 and IPv6).
     #[arg(long = "statsd.listen-udp", value_name = "ADDR", default_value = DEFAULT_STATSD_ADDRESS)]

@@ -15,7 +15,7 @@ mod registry;
 mod render;
 mod tally;
 
-pub use registry::{BUILD_INFO_LABELS, build_info_values};
+pub use registry::{BUILD_INFO_LABELS, build_info_values, version_text};
 use registry::{counter, counter_vec, gauge};
 pub use tally::Tally;
 

@@ -45,6 +45,20 @@ pub fn build_info_values() -> [&'static str; 7] {
     ]
 }
 
+/// `--version`: prometheus/common's `version.Print` layout, which statsd_exporter prints (so scripts
+/// that read `version (\S+)` from it work), with the values of `statsd_exporter_build_info`.
+pub fn version_text() -> String {
+    let [version, revision, branch, compiler, os, arch, tags] = build_info_values();
+    format!(
+        "statsd-proxy, version {version} (branch: {branch}, revision: {revision})\n  \
+         build user:       unknown\n  \
+         build date:       unknown\n  \
+         go version:       {compiler}\n  \
+         platform:         {os}/{arch}\n  \
+         tags:             {tags}\n"
+    )
+}
+
 pub(super) fn counter_vec(
     registry: &Registry,
     name: &str,
