@@ -19,10 +19,8 @@ pub(super) fn parse_count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
         Ok(v) => v,
         Err(_) => parse_hex_float(text.trim()).ok_or_else(bad)?,
     };
-    if value.is_nan() {
-        return Err(bad());
-    }
-    // `as` saturates: huge values become u64::MAX, negative ones 0.
+    // `as` saturates: huge values become u64::MAX, negative ones 0, and NaN 0 (Go's ParseFloat
+    // takes "NaN" too; its int conversion then gives a negative count, which we take as 0).
     T::try_from(value.trunc() as u64).map_err(|_| format!("{text:?} is too large"))
 }
 
@@ -35,6 +33,8 @@ pub(super) fn parse_hex_float(text: &str) -> Option<f64> {
     let rest = rest
         .strip_prefix("0x")
         .or_else(|| rest.strip_prefix("0X"))?;
+    // Go allows `_` after the base prefix and between digits (`0x_1p4`, `0x1_0p0`).
+    let rest = rest.replace('_', "");
     let (mantissa, exponent) = rest.split_once(['p', 'P'])?;
     let exponent: i32 = exponent.parse().ok()?;
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
