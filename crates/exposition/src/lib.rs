@@ -327,7 +327,8 @@ pub fn write_value(out: &mut String, v: f64) {
         return;
     }
     if v == 0.0 {
-        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        // -0 too, as Go's `writeFloat` (its `f == 0` holds for both zeros).
+        out.push('0');
         return;
     }
     if v < 0.0 {
@@ -401,22 +402,84 @@ pub fn write_value(out: &mut String, v: f64) {
     }
 }
 
-/// Does an `Accept-Encoding` header value allow gzip (`gzip` listed with a non-zero q-value)?
-pub fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        if !coding.eq_ignore_ascii_case("gzip") && coding != "*" {
-            return false;
-        }
-        parts.all(|p| {
-            let p = p.trim();
-            match p.strip_prefix("q=") {
-                Some(q) => q.trim().parse::<f32>().map(|q| q > 0.0).unwrap_or(false),
-                None => true,
+/// Whether a response is gzipped, given the request's `Accept-Encoding` header values: client_golang's
+/// choice (its vendored `httputil.NegotiateContentEncoding`, offers `identity` then `gzip`), so that
+/// the same request gets the same encoding from us as from statsd_exporter. gzip only when it, or `*`,
+/// has a q-value strictly above every match for `identity` before it; codings compare case-sensitively
+/// and an element with a parameter other than `q=` ends its header value, as there. (Where every match
+/// has q=0, client_golang fails the scrape with a 500; plain text is served here.)
+pub fn accepts_gzip<'a>(accept_encoding: impl IntoIterator<Item = &'a str>) -> bool {
+    let specs: Vec<(&str, f64)> = accept_encoding
+        .into_iter()
+        .flat_map(parse_accept_encoding)
+        .collect();
+    let mut best = ("identity", -1.0);
+    for offer in ["identity", "gzip"] {
+        for &(coding, q) in &specs {
+            if q > best.1 && (coding == "*" || coding == offer) {
+                best = (offer, q);
             }
-        })
-    })
+        }
+    }
+    best.0 == "gzip" && best.1 != 0.0
+}
+
+/// One `Accept-Encoding` value's (coding, q) elements, as Go's `header.ParseAccept` reads them.
+fn parse_accept_encoding(value: &str) -> Vec<(&str, f64)> {
+    fn token_end(s: &str) -> usize {
+        s.bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b)))
+            .unwrap_or(s.len())
+    }
+    fn skip_space(s: &str) -> &str {
+        s.trim_start_matches([' ', '\t'])
+    }
+    // Go's `expectQuality`: `0` or `1`, then optionally `.` and digits.
+    fn quality(s: &str) -> Option<(f64, &str)> {
+        let q = match s.as_bytes().first()? {
+            b'0' => 0.0,
+            b'1' => 1.0,
+            _ => return None,
+        };
+        let Some(rest) = s[1..].strip_prefix('.') else {
+            return Some((q, &s[1..]));
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (mut n, mut d) = (0f64, 1f64);
+        for b in rest[..digits].bytes() {
+            n = n * 10.0 + f64::from(b - b'0');
+            d *= 10.0;
+        }
+        Some((q + n / d, &rest[digits..]))
+    }
+    let mut specs = Vec::new();
+    let mut s = value;
+    loop {
+        let end = token_end(s);
+        let coding = &s[..end];
+        if coding.is_empty() {
+            break;
+        }
+        s = skip_space(&s[end..]);
+        let mut q = 1.0;
+        if let Some(rest) = s.strip_prefix(';') {
+            let Some(rest) = skip_space(rest).strip_prefix("q=") else {
+                break;
+            };
+            let Some((parsed, rest)) = quality(rest) else {
+                break;
+            };
+            q = parsed;
+            s = rest;
+        }
+        specs.push((coding, q));
+        s = skip_space(s);
+        let Some(rest) = s.strip_prefix(',') else {
+            break;
+        };
+        s = skip_space(rest);
+    }
+    specs
 }
 
 #[cfg(test)]
@@ -477,7 +540,7 @@ mod tests {
         fraction_above_one: 12.5 => "12.5",
         large_fraction: 99999.5 => "99999.5",
         zero: 0.0 => "0",
-        negative_zero: -0.0 => "-0",
+        negative_zero: -0.0 => "0",
         nan: f64::NAN => "NaN",
         pos_inf: f64::INFINITY => "+Inf",
         neg_inf: f64::NEG_INFINITY => "-Inf",
@@ -542,11 +605,26 @@ mod tests {
 
     #[test]
     fn gzip_negotiation() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("deflate, gzip;q=1.0, *;q=0.5"));
-        assert!(accepts_gzip("GZIP"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(!accepts_gzip(""));
+        // client_golang's answers (its vendored NegotiateContentEncoding, offers identity, gzip).
+        for (values, gzip) in [
+            (&["gzip"][..], true),
+            (&["gzip, deflate, br"], true),
+            (&["deflate, gzip;q=1.0, *;q=0.5"], true),
+            (&["gzip;q=0.5"], true),
+            (&["*"], false),
+            (&["identity, gzip"], false),
+            (&["gzip;q=0.5, identity;q=1"], false),
+            (&["gzip;q=0, *;q=0.5"], false),
+            (&["gzip;q=0"], false),
+            (&["gzip;Q=0"], false),
+            (&["GZIP"], false),
+            (&["identity"], false),
+            (&[""], false),
+            (&[], false),
+            (&["identity;q=0.5", "gzip"], true),
+            (&["gzip", "identity"], false),
+        ] {
+            assert_eq!(accepts_gzip(values.iter().copied()), gzip, "{values:?}");
+        }
     }
 }

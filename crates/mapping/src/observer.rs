@@ -71,7 +71,8 @@ fn repair_summary(s: &mut SummaryOptions, notes: &mut Vec<Note>, key: &'static s
 }
 
 /// Makes bucket bounds usable: statsd_exporter accepts unsorted or repeated bounds and then crashes
-/// at the first observation; here they are sorted, repeats and NaN removed, with a note.
+/// at the first observation; here they are sorted, repeats and NaN removed, with a note. A last
+/// bound of +Inf is dropped without one (the Go client drops it too).
 fn repair_buckets(b: &mut Vec<f64>, notes: &mut Vec<Note>, key: &'static str) {
     let before = b.clone();
     b.retain(|v| !v.is_nan());
@@ -85,6 +86,11 @@ fn repair_buckets(b: &mut Vec<f64>, notes: &mut Vec<Note>, key: &'static str) {
                 "bucket bounds {before:?} must be strictly increasing numbers (statsd_exporter crashes on them at the first observation): using {b:?}"
             ),
         ));
+    }
+    // A last bound of +Inf is the implicit one every histogram has: dropped, as the Go client drops it
+    // (kept, the page had two `le="+Inf"` lines).
+    if b.last() == Some(&f64::INFINITY) {
+        b.pop();
     }
 }
 

@@ -326,6 +326,21 @@ fn defaults_without_a_file_are_statsd_exporters() {
 }
 
 #[test]
+fn a_last_infinite_bucket_is_the_implicit_one() {
+    // The Go client drops it; kept, the page had two `le="+Inf"` lines for one series.
+    let m = mapper(
+        "mappings:\n  - match: a\n    name: a\n    observer_type: histogram\n    histogram_options: { buckets: [0.5, 1, .inf] }\n",
+    );
+    assert_eq!(
+        m.rules()[0].spec.observer,
+        Observer::Histogram(Arc::new(HistogramOptions::with_default_native(vec![
+            0.5, 1.0
+        ])))
+    );
+    assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+}
+
+#[test]
 fn histogram_options_on_a_default_summary_rule_load_with_a_warning() {
     // statsd_exporter accepts this (and ignores the options); so do we, and we say so.
     let m =

@@ -200,14 +200,13 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path() {
-        if !read_only {
-            return method_not_allowed("GET, HEAD");
-        }
-        let gzip = req
-            .headers()
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(statsd_exposition::accepts_gzip);
+        // Any method, as promhttp serves it.
+        let gzip = statsd_exposition::accepts_gzip(
+            req.headers()
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let format = statsd_exposition::proto::negotiate(
             req.headers()
                 .get(header::ACCEPT)
@@ -216,9 +215,9 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         return metrics(state, format, gzip).await;
     }
     match path {
-        "/" | "/-/healthy" | "/-/ready" | "/status" | "/api/v1/status" if !read_only => {
-            method_not_allowed("GET, HEAD")
-        }
+        // statsd_exporter answers other methods here with an empty 200.
+        "/-/healthy" | "/-/ready" if !read_only => text(StatusCode::OK, TEXT, ""),
+        "/status" | "/api/v1/status" if !read_only => method_not_allowed("GET, HEAD"),
         "/status" => {
             let explain = crate::status::explain_query(req.uri().query());
             status_page(state, explain).await
@@ -229,8 +228,9 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
             "text/html; charset=utf-8",
             landing_page(state),
         ),
-        "/-/healthy" => text(StatusCode::OK, TEXT, "OK\n"),
-        "/-/ready" if state.is_ready() => text(StatusCode::OK, TEXT, "OK\n"),
+        // statsd_exporter's texts: probes may match them.
+        "/-/healthy" => text(StatusCode::OK, TEXT, "Statsd Exporter is Healthy.\n"),
+        "/-/ready" if state.is_ready() => text(StatusCode::OK, TEXT, "Statsd Exporter is Ready.\n"),
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, TEXT, "Not ready.\n"),
         "/-/reload" | "/-/quit" if !state.lifecycle_enabled() => text(
             StatusCode::NOT_FOUND,
@@ -329,8 +329,6 @@ fn landing_page(state: &State) -> String {
         "<!DOCTYPE html>\n<html><head><title>statsd-proxy</title></head><body>\n\
          <h1>statsd-proxy</h1>\n<p>StatsD to Prometheus translating proxy.</p>\n\
          <ul><li><a href=\"{path}\">Metrics</a></li>\n\
-         <li><a href=\"/status\">Status</a>: traffic, drops, unmapped names, rule hits, series, \
-         and an explain form (<a href=\"/api/v1/status\">as JSON</a>)</li>\n\
          <li><a href=\"/status\">Status</a>: traffic, drops, unmapped names, rule hits, series, \
          and an explain form (<a href=\"/api/v1/status\">as JSON</a>)</li>\n\
          <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li>\n{lifecycle}</ul>\n\

@@ -42,14 +42,26 @@ fn every_endpoint_and_method() {
         let proxy = spawn(args);
         let get = |path: &str| request(proxy.http, "GET", path, &[]).status;
         let call = |method: &str, path: &str| request(proxy.http, method, path, &[]).status;
+        // As statsd_exporter: /metrics and / for any method; health and readiness with its texts
+        // (probes match them), other methods there an empty 200.
         assert_eq!(get("/metrics"), 200);
         assert_eq!(call("HEAD", "/metrics"), 200);
-        assert_eq!(call("POST", "/metrics"), 405);
+        assert_eq!(call("POST", "/metrics"), 200);
         assert_eq!(get("/"), 200);
-        assert_eq!(call("DELETE", "/"), 405);
-        assert_eq!(get("/-/healthy"), 200);
-        assert_eq!(get("/-/ready"), 200);
-        assert_eq!(call("POST", "/-/ready"), 405);
+        assert_eq!(call("DELETE", "/"), 200);
+        let healthy = request(proxy.http, "GET", "/-/healthy", &[]);
+        assert_eq!(
+            (healthy.status, healthy.text().as_str()),
+            (200, "Statsd Exporter is Healthy.\n")
+        );
+        let ready = request(proxy.http, "GET", "/-/ready", &[]);
+        assert_eq!(
+            (ready.status, ready.text().as_str()),
+            (200, "Statsd Exporter is Ready.\n")
+        );
+        let posted = request(proxy.http, "POST", "/-/ready", &[]);
+        assert_eq!((posted.status, posted.text().as_str()), (200, ""));
+        assert_eq!(call("POST", "/status"), 405);
         assert_eq!(get("/no/such/path"), 404);
         if lifecycle {
             assert_eq!(get("/-/reload"), 405);
