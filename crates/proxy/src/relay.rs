@@ -259,51 +259,59 @@ async fn run(
             _ = tick.tick() => Some(true),
             _ = stop.changed() => None,
         };
-        let ending = flush_all.is_none();
+        // Another branch may have been taken while stopping: the stop is checked whatever woke us.
+        let ending = flush_all.is_none() || *stop.borrow();
         if ending {
             // What the receive side queued before it stopped is relayed too.
             for chunk in received.drain() {
                 pack(&chunk, &mut packer, &mut outbox);
             }
         }
-        let flush_all = flush_all.unwrap_or(true);
+        let flush_all = flush_all.unwrap_or(true) || ending;
         if flush_all && let Some((packet, lines)) = packer.take() {
             enqueue(&mut outbox, (packet, lines, 0), &metrics);
         }
         // Send what is ready; on failure keep the datagram for the next flush.
         while let Some((packet, lines, attempts)) = outbox.pop_front() {
-            match socket.send_to(&packet, target).await {
-                Ok(_) => {
-                    metrics.packets.inc();
-                    metrics.lines.inc_by(lines);
+            if !send(&socket, target, &packet, lines, &metrics).await {
+                if attempts + 1 < MAX_ATTEMPTS {
+                    outbox.push_front((packet, lines, attempts + 1));
+                } else {
+                    metrics.dropped.inc_by(lines);
                 }
-                Err(e) => {
-                    metrics.errors.inc();
-                    tracing::debug!(error = %e, %target, "relay send failed");
-                    if attempts + 1 < MAX_ATTEMPTS {
-                        outbox.push_front((packet, lines, attempts + 1));
-                    } else {
-                        metrics.dropped.inc_by(lines);
-                    }
-                    break;
-                }
+                break;
             }
         }
-        if ending || *stop.borrow() {
+        if ending {
             // One more try for each datagram still waiting; what fails now is counted as dropped.
             while let Some((packet, lines, _)) = outbox.pop_front() {
-                match socket.send_to(&packet, target).await {
-                    Ok(_) => {
-                        metrics.packets.inc();
-                        metrics.lines.inc_by(lines);
-                    }
-                    Err(_) => {
-                        metrics.errors.inc();
-                        metrics.dropped.inc_by(lines);
-                    }
+                if !send(&socket, target, &packet, lines, &metrics).await {
+                    metrics.dropped.inc_by(lines);
                 }
             }
             return;
+        }
+    }
+}
+
+/// Sends one datagram of `lines` lines, counting it sent or failed; true when sent.
+async fn send(
+    socket: &UdpSocket,
+    target: SocketAddr,
+    packet: &[u8],
+    lines: u64,
+    metrics: &RelayMetrics,
+) -> bool {
+    match socket.send_to(packet, target).await {
+        Ok(_) => {
+            metrics.packets.inc();
+            metrics.lines.inc_by(lines);
+            true
+        }
+        Err(e) => {
+            metrics.errors.inc();
+            tracing::debug!(error = %e, %target, "relay send failed");
+            false
         }
     }
 }

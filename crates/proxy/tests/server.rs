@@ -204,6 +204,19 @@ fn tcp_long_line_then_a_good_line_on_the_same_connection() {
     assert_eq!(m.get("statsd_exporter_tcp_connections_total"), Some(&1.0));
 }
 
+/// Runs the binary with `arg` (a unixgram listener) as its only listener, to its exit.
+fn start_unixgram_only(arg: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
+        .args([
+            arg,
+            "--statsd.listen-udp=",
+            "--statsd.listen-tcp=",
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn unixgram_round_trip_and_stale_socket_replacement() {
     let dir = temp_dir("unixgram");
@@ -225,15 +238,7 @@ fn unixgram_round_trip_and_stale_socket_replacement() {
     assert_eq!(m.get("statsd_exporter_unixgram_packets_total"), Some(&1.0));
 
     // A second instance on the same path is refused: the socket is live, not stale.
-    let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
-        .args([
-            &arg,
-            "--statsd.listen-udp=",
-            "--statsd.listen-tcp=",
-            "--web.listen-address=127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
+    let out = start_unixgram_only(&arg);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("another process is receiving"),
@@ -252,15 +257,7 @@ fn unixgram_round_trip_and_stale_socket_replacement() {
     // Any other file at the path is a clear startup error.
     std::fs::remove_file(&path).ok();
     std::fs::write(&path, "not a socket").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_statsd-proxy"))
-        .args([
-            &arg,
-            "--statsd.listen-udp=",
-            "--statsd.listen-tcp=",
-            "--web.listen-address=127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
+    let out = start_unixgram_only(&arg);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists and is not a socket"));
     assert_eq!(
