@@ -178,6 +178,9 @@ fn receive(socket: &UdpSocket, stop: &AtomicBool, ingest: &Ingest, telemetry: &T
 /// Kernel receive-queue drops of the sockets with these inodes, from `/proc/net/udp` and `udp6`.
 pub fn kernel_drops(inodes: &[u64]) -> u64 {
     let mut total = 0;
+    // Each socket once: the file is read in several reads, and sockets opened or closed meanwhile
+    // can make the kernel list one twice.
+    let mut seen: smallvec::SmallVec<[u64; 8]> = smallvec::SmallVec::new();
     for table in ["/proc/net/udp", "/proc/net/udp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -186,7 +189,11 @@ pub fn kernel_drops(inodes: &[u64]) -> u64 {
             // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
             let fields: Vec<&str> = line.split_whitespace().collect();
             let inode = fields.get(9).and_then(|f| f.parse::<u64>().ok());
-            if inode.is_some_and(|i| inodes.contains(&i)) {
+            if let Some(i) = inode
+                && inodes.contains(&i)
+                && !seen.contains(&i)
+            {
+                seen.push(i);
                 total += fields
                     .get(12)
                     .and_then(|f| f.parse::<u64>().ok())
