@@ -3,8 +3,9 @@
 //! Receive workers hand over their lines in one chunk per batch through a queue bounded in chunks and in
 //! bytes ([`QUEUE_CHUNKS`], [`QUEUE_BYTES`]): when it is full the chunk is dropped and counted, so a slow
 //! or absent relay target never slows ingest or grows memory. At shutdown what is queued is relayed,
-//! and what cannot be sent then is counted as dropped. The
-//! relay task packs lines into datagrams of at most `--statsd.relay.packet-length` bytes, sends a
+//! and what cannot be sent then is counted as dropped.
+//!
+//! The relay task packs lines into datagrams of at most `--statsd.relay.packet-length` bytes, sends a
 //! datagram when the next line would not fit, and flushes at least every [`FLUSH_INTERVAL`]. A line
 //! longer than a packet is dropped and counted, as statsd_exporter does. A failed send is counted and
 //! the datagram kept for the next flush (up to [`MAX_ATTEMPTS`] times, at most [`MAX_OUTBOX_DATAGRAMS`]
@@ -16,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -247,27 +247,28 @@ async fn run(
         }
     };
     loop {
-        // `None` when the relay ends: the queue closed (no receive side is left) or the proxy stops.
-        let flush_all = tokio::select! {
+        // Whether to send what is packed, and whether the relay ends: the queue closed (no receive
+        // side is left) or the proxy stops.
+        let (flush, ended) = tokio::select! {
             chunk = received.recv() => match chunk {
                 Some(chunk) => {
                     pack(&chunk, &mut packer, &mut outbox);
-                    Some(false)
+                    (false, false)
                 }
-                None => None,
+                None => (true, true),
             },
-            _ = tick.tick() => Some(true),
-            _ = stop.changed() => None,
+            _ = tick.tick() => (true, false),
+            _ = stop.changed() => (true, true),
         };
         // Another branch may have been taken while stopping: the stop is checked whatever woke us.
-        let ending = flush_all.is_none() || *stop.borrow();
+        let ending = ended || *stop.borrow();
         if ending {
             // What the receive side queued before it stopped is relayed too.
             for chunk in received.drain() {
                 pack(&chunk, &mut packer, &mut outbox);
             }
         }
-        let flush_all = flush_all.unwrap_or(true) || ending;
+        let flush_all = flush || ending;
         if flush_all && let Some((packet, lines)) = packer.take() {
             enqueue(&mut outbox, (packet, lines, 0), &metrics);
         }

@@ -112,6 +112,10 @@ impl SeriesCache {
             self.key.push(0xFF);
             self.key.extend_from_slice(tag.value.as_bytes());
         }
+        if self.key.len() > MAX_CACHED_KEY {
+            // Never cached: no lookup to make.
+            return None;
+        }
         self.lookups += 1;
         let hit = entries
             .get_mut(self.key.as_slice())

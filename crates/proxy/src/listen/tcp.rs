@@ -265,9 +265,8 @@ impl LineFramer {
     /// Drops an unterminated line, if any; returns whether there was one (one being discarded for its
     /// length is counted already).
     pub fn cut(&mut self) -> bool {
-        let cut = !self.discarding && !self.buf.is_empty();
-        self.buf.clear();
-        self.discarding = false;
+        let mut cut = false;
+        self.finish(|_| cut = true);
         cut
     }
 
